@@ -1,0 +1,276 @@
+"""The ``corefix`` command: make-dataset, train, evaluate, predict.
+
+Each sub-command's arguments are documented in its ``--help``. Errors the user
+can fix (a missing file, a bad config) end with a one-line message and exit
+status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+class UserError(Exception):
+    """An error with a message meant for the user (no traceback)."""
+
+
+def _add_make_dataset(sub):
+    p = sub.add_parser("make-dataset", help="damage clean news into train/validation/test JSONL")
+    p.add_argument("--corpus", help="JSONL/CSV/Parquet file, folder of .txt, or hub dataset id")
+    p.add_argument("--out", help="output folder for train.jsonl, validation.jsonl, test.jsonl")
+    p.add_argument("--config", default=None, help="simulator settings YAML (default: built-in seed profile)")
+    p.add_argument("--seed", type=int, default=None, help="override the simulator seed")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N articles")
+    p.add_argument("--samples-per-article", type=int, default=1, help="damaged copies per article")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--id-field", default="id")
+    p.add_argument("--processes", type=int, default=1, help="spaCy worker processes")
+    p.add_argument("--stats", metavar="DIR", help="print the damage statistics of a built dataset and exit")
+    p.set_defaults(func=_run_make_dataset)
+
+
+def _run_make_dataset(args):
+    from .dataset import SPLITS, damage_stats, format_stats, read_jsonl
+
+    if args.stats:
+        d = Path(args.stats)
+        per_split = {}
+        for s in SPLITS:
+            f = d / f"{s}.jsonl"
+            if f.exists():
+                per_split[s] = damage_stats(read_jsonl(f))
+        if not per_split:
+            raise UserError(f"{d}: no train/validation/test .jsonl files")
+        print(format_stats(per_split))
+        return
+    if not args.corpus or not args.out:
+        raise UserError("make-dataset needs --corpus and --out (or --stats DIR)")
+    from .corpus import load_corpus
+    from .dataset import build_dataset
+    from .settings import SimulatorSettings
+    from .simulate import Simulator
+
+    settings = SimulatorSettings.from_yaml(args.config)
+    if args.seed is not None:
+        settings.seed = args.seed
+    articles, report = load_corpus(args.corpus, args.text_field, args.id_field, limit=args.limit)
+    print(report.summary(), file=sys.stderr)
+    for p in report.problems:
+        print(f"  skipped {p}", file=sys.stderr)
+    if not articles:
+        raise UserError(f"{args.corpus}: no usable articles")
+    counts = build_dataset(articles, args.out, Simulator(settings), args.samples_per_article, args.processes)
+    print(json.dumps(counts))
+    per_split = {s: damage_stats(read_jsonl(Path(args.out) / f"{s}.jsonl")) for s in SPLITS if counts[s]}
+    print(format_stats(per_split))
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="fine-tune the token classifier")
+    p.add_argument("--config", required=True, help="training config YAML (configs/cpu-small.yaml, ...)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override config keys, e.g. max_steps=50")
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if RUN_DIR/last exists")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args):
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig.from_yaml(args.config, args.overrides)
+    best = train(cfg, resume=not args.no_resume)
+    print(json.dumps({"run_dir": cfg.run_dir, "best": best}, indent=2))
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="span F1 and restoration WER of a model, beside the baselines")
+    p.add_argument("--model", help="trained model directory (runs/NAME/best); omit with --baselines-only")
+    p.add_argument("--data", required=True, help="labelled JSONL (e.g. data/bbc-seed/test.jsonl)")
+    p.add_argument("--out", default=None, help="metrics JSON path; report.md and plots.png go beside it")
+    p.add_argument("--limit", type=int, default=None, help="score only the first N articles")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--baselines-only", action="store_true", help="score the input, rule baseline and oracle only")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args):
+    from .dataset import read_jsonl
+    from .evaluate import evaluate, format_table, write_report
+
+    data = Path(args.data)
+    if not data.is_file():
+        raise UserError(f"{data}: no such file")
+    records = read_jsonl(data)[: args.limit]
+    if not records:
+        raise UserError(f"{data}: no records")
+    predictions = None
+    if not args.baselines_only:
+        if not args.model:
+            raise UserError("evaluate needs --model DIR (or --baselines-only)")
+        from .model import load_trained, predict_words
+
+        model, tokenizer, card = load_trained(args.model)
+        predictions = predict_words(model, tokenizer, [r["text"] for r in records], card.get("max_length", 256),
+                                    card.get("stride", 64), args.batch_size, progress=True)
+    result = evaluate(records, predictions)
+    result["data"] = str(data)
+    result["model_dir"] = args.model
+    print(format_table(result))
+    if args.out:
+        out = Path(args.out)
+        report = write_report(result, out.parent, title=f"corefix evaluation: {data}")
+        if out.name != "metrics.json":
+            (out).write_text(json.dumps(result, indent=2), encoding="utf-8")
+        print(f"wrote {out} and {report}", file=sys.stderr)
+
+
+def _add_predict(sub):
+    p = sub.add_parser("predict", help="find inserted spans in damaged articles and restore them")
+    p.add_argument("--model", required=True, help="trained model directory (runs/NAME/best)")
+    p.add_argument("--input", required=True, nargs="+",
+                   help=".txt file(s), folder(s) of .txt, .jsonl with a 'text' field, or - for standard input")
+    p.add_argument("--output", default=None,
+                   help="output file (default: standard output); a folder writes one file per article")
+    p.add_argument("--format", choices=("text", "jsonl", "html"), default="text")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="flag a word when P(inserted) >= P (default: the most likely tag)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--text-field", default="text", help="JSONL field holding the article")
+    p.add_argument("--id-field", default="id")
+    p.set_defaults(func=_run_predict)
+
+
+def _read_inputs(args, complain):
+    """(articles, input files) of every input; bad ones are reported and skipped."""
+    from .corpus import Article, CorpusError, LoadReport, decode_text, iter_corpus
+
+    articles, files = [], []
+    report = LoadReport(listener=complain)
+    for src in args.input:
+        if src == "-":
+            try:
+                articles.append(Article("stdin", decode_text(sys.stdin.buffer.read(), "standard input")))
+            except CorpusError as e:
+                complain(str(e))
+            continue
+        path = Path(src)
+        if not path.exists():
+            complain(f"{path}: no such file or folder")
+            continue
+        files.extend([path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()])
+        try:
+            if path.is_file() and path.suffix.lower() not in (".jsonl", ".json"):
+                text = decode_text(path.read_bytes(), str(path))
+                articles.append(Article(path.stem, text))
+            else:
+                # empty records are kept: they come back unchanged
+                articles.extend(iter_corpus(path, args.text_field, args.id_field, report=report, keep_empty=True))
+        except CorpusError as e:
+            complain(str(e))
+        except OSError as e:
+            complain(f"{path}: {e.strerror or e}")
+    return articles, files
+
+
+def _run_predict(args):
+    from .model import ModelDirError, check_model_dir
+    from .predict import Restorer
+
+    failures = []
+
+    def complain(msg):
+        failures.append(msg)
+        print(f"corefix predict: error: {msg}", file=sys.stderr)
+
+    check_model_dir(args.model)
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
+        raise UserError("--threshold must be between 0 and 1")
+    articles, files = _read_inputs(args, complain)
+    if not articles:
+        raise UserError("no readable article in the input" if failures else "the input holds no article")
+    inputs = {f.resolve() for f in files}
+    out = Path(args.output) if args.output else None
+    per_article = out is not None and (out.is_dir() or args.output.endswith(("/", "\\")))
+    targets = [out / f"{_safe_name(a.id)}.{_EXT[args.format]}" for a in articles] if per_article else ([out] if out else [])
+    for t in targets:
+        if t.resolve() in inputs:
+            raise UserError(f"{t}: output would overwrite an input file")
+    try:
+        restorer = Restorer.from_pretrained(args.model, threshold=args.threshold, batch_size=args.batch_size)
+    except ModelDirError:
+        raise
+    except Exception as e:  # a corrupt config or weights file: say which directory
+        raise UserError(f"{args.model}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    results = restorer.restore_many([a.text for a in articles], [a.id for a in articles],
+                                    progress=len(articles) > 1 and sys.stderr.isatty() or len(articles) > 20)
+    if per_article:
+        out.mkdir(parents=True, exist_ok=True)
+        for rec, t in zip(results, targets):
+            t.write_text(_render(args.format, [rec]), encoding="utf-8", newline="")
+    else:
+        body = _render(args.format, results)
+        if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(body, encoding="utf-8", newline="")
+        else:
+            sys.stdout.write(body)
+            sys.stdout.flush()
+    n_spans = sum(len(r.spans) for r in results)
+    print(f"restored {len(results)} articles ({n_spans} spans)" + (f", {len(failures)} inputs failed" if failures else ""),
+          file=sys.stderr)
+    if failures:
+        raise SystemExit(1)
+
+
+_EXT = {"text": "txt", "jsonl": "jsonl", "html": "html"}
+
+
+def _safe_name(art_id: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", art_id).strip("._") or "article"
+
+
+def _render(fmt: str, results) -> str:
+    from .render import to_html, to_jsonl_line
+
+    if fmt == "jsonl":
+        return "".join(to_jsonl_line(r) + "\n" for r in results)
+    if fmt == "html":
+        return to_html(results)
+    if len(results) == 1:
+        return results[0].restored
+    return "".join(f"==> {r.id} <==\n{r.restored}\n\n" for r in results)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="corefix", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_make_dataset(sub)
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+_EXTRA_COMMANDS: list = [_add_train, _add_evaluate, _add_predict]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from .corpus import CorpusError
+
+    try:
+        args.func(args)
+    except (UserError, CorpusError, FileNotFoundError, ValueError, OSError) as e:
+        print(f"corefix {args.command}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

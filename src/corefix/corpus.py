@@ -1,0 +1,195 @@
+"""Load clean (or damaged) articles from a JSONL file, a CSV/Parquet file, a
+folder of ``.txt`` files, or a Hugging Face hub dataset id.
+
+Every loader yields ``Article(id, text)`` and counts what it had to skip
+(empty texts, malformed lines, unreadable files) instead of crashing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+log = logging.getLogger(__name__)
+
+
+class CorpusError(ValueError):
+    """A corpus that cannot be read at all (missing path, unknown format)."""
+
+
+@dataclass
+class Article:
+    id: str
+    text: str
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class LoadReport:
+    loaded: int = 0
+    skipped_empty: int = 0
+    skipped_malformed: int = 0
+    problems: list[str] = field(default_factory=list)
+    listener: Callable[[str], None] | None = None  # told of each skipped record as it happens
+
+    @property
+    def skipped(self) -> int:
+        return self.skipped_empty + self.skipped_malformed
+
+    def malformed(self, where: str, why: str) -> None:
+        self.skipped_malformed += 1
+        if self.listener is not None:
+            self.listener(f"{where}: {why}")
+        if len(self.problems) < 20:
+            self.problems.append(f"{where}: {why}")
+
+    def summary(self) -> str:
+        return (f"loaded {self.loaded} articles, skipped {self.skipped_empty} empty "
+                f"and {self.skipped_malformed} malformed records")
+
+
+def iter_corpus(
+    source: str | Path,
+    text_field: str = "text",
+    id_field: str = "id",
+    split: str = "train",
+    report: LoadReport | None = None,
+    keep_empty: bool = False,
+) -> Iterator[Article]:
+    """Stream the articles of ``source``; ``report`` (if given) counts skips.
+
+    Empty texts are skipped unless ``keep_empty`` (prediction hands them back unchanged).
+    """
+    report = report if report is not None else LoadReport()
+    path = Path(source)
+    if path.is_dir():
+        records = _iter_txt_folder(path, report)
+    elif path.is_file():
+        suffix = path.suffix.lower()
+        if suffix in (".jsonl", ".json"):
+            records = _iter_jsonl(path, report)
+        elif suffix in (".csv", ".parquet", ".tsv"):
+            records = _iter_datasets(_local_dataset(path), report)
+        elif suffix == ".txt":
+            records = _iter_txt_files([path], report)
+        else:
+            raise CorpusError(f"{path}: unknown corpus format {suffix!r} (use .jsonl, .csv, .parquet, .txt or a folder)")
+    elif _looks_like_hub_id(str(source)):
+        records = _iter_datasets(_hub_dataset(str(source), split), report)
+    else:
+        raise CorpusError(f"{source}: no such file or folder")
+    for n, rec in enumerate(records):
+        if rec is None:
+            continue
+        text = rec.get(text_field)
+        if text is None and text_field in rec:
+            text = ""  # an empty CSV cell
+        if not isinstance(text, str):
+            report.malformed(f"record {n}", f"no string field {text_field!r}")
+            continue
+        if not text.strip() and not keep_empty:
+            report.skipped_empty += 1
+            continue
+        art_id = rec.get(id_field)
+        art_id = str(art_id) if art_id not in (None, "") else f"doc-{n:06d}"
+        extra = {k: v for k, v in rec.items() if k not in (text_field, id_field)}
+        report.loaded += 1
+        yield Article(art_id, text, extra)
+
+
+def load_corpus(source, text_field="text", id_field="id", split="train", limit=None):
+    """Load a whole corpus into memory: ``(articles, report)``."""
+    report = LoadReport()
+    out = []
+    for art in iter_corpus(source, text_field, id_field, split, report):
+        out.append(art)
+        if limit is not None and len(out) >= limit:
+            break
+    return out, report
+
+
+def _looks_like_hub_id(s: str) -> bool:
+    parts = s.split("/")
+    return 1 <= len(parts) <= 2 and all(p and not p.startswith(".") for p in parts) and not s.endswith(
+        (".jsonl", ".json", ".csv", ".txt", ".parquet"))
+
+
+def _iter_jsonl(path: Path, report: LoadReport):
+    with open(path, encoding="utf-8", errors="strict") as f:
+        try:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    report.malformed(f"{path}:{lineno}", f"invalid JSON ({e.msg})")
+                    yield None
+                    continue
+                if not isinstance(rec, dict):
+                    report.malformed(f"{path}:{lineno}", "not a JSON object")
+                    yield None
+                    continue
+                yield rec
+        except UnicodeDecodeError as e:
+            raise CorpusError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+
+
+def _iter_txt_folder(path: Path, report: LoadReport):
+    files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+    if not files:
+        raise CorpusError(f"{path}: folder has no .txt files")
+    yield from _iter_txt_files(files, report, root=path)
+
+
+def decode_text(data: bytes, where: str) -> str:
+    """Bytes of a text file as a string, exactly (no newline translation).
+
+    Raises :class:`CorpusError` for binary data or invalid UTF-8.
+    """
+    if b"\x00" in data:
+        raise CorpusError(f"{where}: binary file, not text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{where}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    return text
+
+
+def _iter_txt_files(files, report: LoadReport, root: Path | None = None):
+    for p in files:
+        try:
+            text = decode_text(p.read_bytes(), str(p))
+        except OSError as e:
+            report.malformed(str(p), f"unreadable ({e.strerror or type(e).__name__})")
+            yield None
+            continue
+        except CorpusError as e:
+            report.malformed(str(p), str(e).split(": ", 1)[-1])
+            yield None
+            continue
+        rel = p.relative_to(root) if root else Path(p.name)
+        yield {"id": str(rel.with_suffix("")), "text": text}
+
+
+def _local_dataset(path: Path):
+    from datasets import load_dataset
+
+    kind = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}[path.suffix.lower()]
+    kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+    return load_dataset(kind, data_files=str(path), split="train", streaming=True, **kwargs)
+
+
+def _hub_dataset(name: str, split: str):
+    """A hub dataset, streamed (needs network access unless it is cached)."""
+    from datasets import load_dataset
+
+    return load_dataset(name, split=split, streaming=True)
+
+
+def _iter_datasets(ds, report: LoadReport):
+    for rec in ds:
+        yield dict(rec)

@@ -1,0 +1,135 @@
+"""Build train/validation/test JSONL files of damaged articles, and measure them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from collections import Counter
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .corpus import Article
+from .simulate import Simulator
+
+SPLITS = ("train", "validation", "test")
+
+# The real damaged article of CORRUPTION.md, measured by hand.
+REAL_ARTICLE = {
+    "spans per 100 words": 4.2,
+    "inserted words %": 10.7,
+    "DUP share of spans %": 100 * 32 / 34,
+    "mean span length (words)": 87 / 34,
+    "mean words overwritten per misplaced copy": 1.5,
+    "overflow tail mentions per tailed article": 3.0,
+}
+
+
+def split_of(article_id: str) -> str:
+    """A stable ~80/10/10 split by a hash of the article id."""
+    h = int(hashlib.sha1(article_id.encode("utf-8")).hexdigest(), 16) % 10
+    return "train" if h < 8 else "validation" if h == 8 else "test"
+
+
+def build_dataset(
+    articles: list[Article],
+    out_dir: str | Path,
+    simulator: Simulator,
+    samples_per_article: int = 1,
+    n_process: int = 1,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Damage each article ``samples_per_article`` times; write the three splits."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {s: open(out_dir / f"{s}.jsonl", "w", encoding="utf-8") for s in SPLITS}
+    counts = Counter()
+    try:
+        docs = simulator.nlp.pipe((a.text for a in articles), batch_size=16, n_process=n_process)
+        for art, doc in tqdm(zip(articles, docs), total=len(articles), desc="simulating", disable=not progress):
+            split = split_of(art.id)
+            for k in range(samples_per_article):
+                rec = simulator.damage(art.id, art.text, sample=k, doc=doc).to_record()
+                files[split].write(json.dumps(rec, ensure_ascii=False) + "\n")
+                counts[split] += 1
+    finally:
+        for f in files.values():
+            f.close()
+    with open(out_dir / "simulate.json", "w", encoding="utf-8") as f:
+        json.dump(simulator.settings.to_dict(), f, indent=2)
+    return {s: counts[s] for s in SPLITS}
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def damage_stats(records: list[dict]) -> dict[str, float]:
+    """The measures of CORRUPTION.md's table over ``records`` (whitespace words)."""
+    words = inserted_words = 0
+    n_spans = n_dup = 0
+    span_lens: list[int] = []
+    overwrite_lens: list[int] = []
+    tails: list[int] = []
+    articles_with_tail = 0
+    for r in records:
+        text = r["text"]
+        n_words = len(text.split())
+        words += n_words
+        tail = _tail_length(text, r["spans"])
+        for s in r["spans"]:
+            n_spans += 1
+            w = len(text[s["start"]:s["end"]].split())
+            span_lens.append(w)
+            inserted_words += w
+            if s["label"] == "DUP":
+                n_dup += 1
+                if s["overwritten"]:
+                    overwrite_lens.append(len(s["overwritten"].split()))
+        if tail:
+            tails.append(tail)
+        articles_with_tail += tail > 0
+    return {
+        "articles": len(records),
+        "spans per 100 words": 100 * n_spans / max(words, 1),
+        "inserted words %": 100 * inserted_words / max(words, 1),
+        "DUP share of spans %": 100 * n_dup / max(n_spans, 1),
+        "mean span length (words)": statistics.fmean(span_lens) if span_lens else 0.0,
+        "mean words overwritten per misplaced copy": statistics.fmean(overwrite_lens) if overwrite_lens else 0.0,
+        "overflow tail mentions per tailed article": statistics.fmean(tails) if tails else 0.0,
+        "articles with a tail %": 100 * articles_with_tail / max(len(records), 1),
+    }
+
+
+def _tail_length(text: str, spans: list[dict]) -> int:
+    """How many spans form a run of insertions at the very end of ``text``."""
+    n = 0
+    end = len(text)
+    for s in sorted(spans, key=lambda s: s["start"], reverse=True):
+        if s["overwritten"] or text[s["end"]:end].strip():
+            break
+        n += 1
+        end = s["start"]
+    return n
+
+
+def format_stats(per_split: dict[str, dict[str, float]]) -> str:
+    """A markdown table of the measures per split beside the real article."""
+    names = list(per_split)
+    rows = ["| measure | real article | " + " | ".join(names) + " |",
+            "|---|---|" + "---|" * len(names)]
+    keys = list(next(iter(per_split.values())).keys()) if per_split else []
+    for k in keys:
+        real = REAL_ARTICLE.get(k)
+        real_s = f"{real:.2f}" if real is not None else "-"
+        vals = []
+        for n in names:
+            v = per_split[n][k]
+            mark = ""
+            if real is not None and abs(v - real) > 0.25 * real:
+                mark = " (!)"
+            vals.append(f"{v:.2f}{mark}" if isinstance(v, float) else str(v))
+        rows.append(f"| {k} | {real_s} | " + " | ".join(vals) + " |")
+    return "\n".join(rows)

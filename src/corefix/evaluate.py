@@ -1,0 +1,191 @@
+"""Score a detector on a labelled JSONL split, beside the baselines and the oracle.
+
+For each system (the input copied as it is, the rule baseline, the model, the
+oracle with the gold spans) it reports:
+
+- strict IOB2 span precision/recall/F1 per label and micro-averaged (seqeval)
+  and word-level F1 of "inserted or not";
+- the word error rate of the restored text against ``original`` (jiwer), the
+  restoration made by the same rules (:mod:`corefix.restore`) for everyone;
+- the accuracy of the pronoun put back for gold ``SUB`` spans whose overwritten
+  text was a pronoun, counting only spans the system found exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jiwer
+
+from .baseline import rule_tags
+from .labels import tags_to_spans, word_offsets
+from .metrics import span_scores, token_scores
+from .pronouns import is_pronoun
+from .restore import restore_text
+
+THRESHOLDS = [round(0.05 * k, 2) for k in range(1, 20)]
+
+
+def _wer(references: list[str], hypotheses: list[str]) -> float:
+    pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip()]
+    if not pairs:
+        return 0.0
+    return float(jiwer.wer([r for r, _ in pairs], [h if h.strip() else "<empty>" for _, h in pairs]))
+
+
+def score_system(records: list[dict], pred_tags: list[list[str]], pred_spans: list[list[dict]] | None = None) -> dict:
+    """All figures for one system's word tags (or exact character spans, for the oracle)."""
+    gold_tags = [r["tags"] for r in records]
+    restored, sub_total, sub_right = [], 0, 0
+    for i, r in enumerate(records):
+        text = r["text"]
+        spans = pred_spans[i] if pred_spans is not None else tags_to_spans(word_offsets(text), pred_tags[i])
+        out, with_repl = restore_text(text, spans)
+        restored.append(out)
+        found = {(s["start"], s["end"]): s for s in with_repl if s["label"] == "SUB"}
+        for g in r["spans"]:
+            if g["label"] != "SUB" or not is_pronoun(g["overwritten"]):
+                continue
+            # a found span may differ from the gold one by the whitespace the word tags cannot see
+            key = (g["start"] + len(text[g["start"]:g["end"]]) - len(text[g["start"]:g["end"]].lstrip()), g["end"])
+            sub_total += 1
+            hit = found.get((g["start"], g["end"])) or found.get(key)
+            if hit is not None and hit["replacement"].lower() == g["overwritten"].strip().lower():
+                sub_right += 1
+    return {
+        "spans": span_scores(gold_tags, pred_tags),
+        "words": token_scores(gold_tags, pred_tags),
+        "wer": _wer([r["original"] for r in records], restored),
+        "pronoun_accuracy": sub_right / sub_total if sub_total else None,
+        "pronoun_total": sub_total,
+    }
+
+
+def evaluate(records: list[dict], predictions=None) -> dict:
+    """Figures for the input, the rule baseline, the oracle and (given its
+    :class:`~corefix.model.WordPredictions`) the model."""
+    input_tags = [["O"] * len(r["tags"]) for r in records]
+    result = {
+        "articles": len(records),
+        "input": score_system(records, input_tags),
+        "rule_baseline": score_system(records, [rule_tags(r["text"])[1] for r in records]),
+        "oracle": score_system(records, [r["tags"] for r in records], [r["spans"] for r in records]),
+    }
+    if predictions is not None:
+        result["model"] = score_system(records, [p.tags() for p in predictions])
+        result["model"]["by_span_length"] = by_span_length(records, [p.tags() for p in predictions])
+        result["model"]["threshold_curve"] = threshold_curve(records, predictions)
+    return result
+
+
+def by_span_length(records: list[dict], pred_tags: list[list[str]]) -> dict:
+    """Span precision/recall/F1 by span length in words (1, 2, 3, 4+)."""
+    buckets: dict[str, dict[str, int]] = {}
+
+    def chunks(tags):
+        out, cur = set(), None
+        for i, t in enumerate(tags + ["O"]):
+            if cur and not (t.startswith("I-") and t[2:] == cur[0]):
+                out.add((cur[0], cur[1], i))
+                cur = None
+            if t.startswith("B-") or (t.startswith("I-") and cur is None):
+                cur = (t[2:], i)
+        return out
+
+    for r, pt in zip(records, pred_tags):
+        gold, pred = chunks(list(r["tags"])), chunks(list(pt))
+        for kind, spans in (("gold", gold), ("pred", pred)):
+            for label, a, b in spans:
+                key = str(min(b - a, 4)) + ("+" if b - a >= 4 else "")
+                bk = buckets.setdefault(key, {"gold": 0, "pred": 0, "hit": 0})
+                bk[kind] += 1
+                if kind == "pred" and (label, a, b) in gold:
+                    bk["hit"] += 1
+    out = {}
+    for key in sorted(buckets):
+        bk = buckets[key]
+        p = bk["hit"] / bk["pred"] if bk["pred"] else 0.0
+        rcl = bk["hit"] / bk["gold"] if bk["gold"] else 0.0
+        out[key] = {"precision": p, "recall": rcl, "f1": 2 * p * rcl / (p + rcl) if p + rcl else 0.0,
+                    "gold": bk["gold"], "predicted": bk["pred"]}
+    return out
+
+
+def threshold_curve(records: list[dict], predictions) -> list[dict]:
+    """Micro span precision/recall/F1 as the decision threshold on P(inserted) moves."""
+    gold = [r["tags"] for r in records]
+    curve = []
+    for th in THRESHOLDS:
+        s = span_scores(gold, [p.tags(th) for p in predictions])["micro"]
+        curve.append({"threshold": th, "precision": s["precision"], "recall": s["recall"], "f1": s["f1"]})
+    return curve
+
+
+SYSTEMS = (("input", "input as is"), ("rule_baseline", "rule baseline"), ("model", "model"), ("oracle", "oracle"))
+
+
+def format_table(result: dict) -> str:
+    """A markdown table of the main figures, one row per system."""
+    rows = ["| system | micro P | micro R | micro F1 | SUB F1 | DUP F1 | word F1 | WER | pronoun acc. |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for key, name in SYSTEMS:
+        if key not in result:
+            continue
+        r = result[key]
+        sp = r["spans"]
+        micro = sp.get("micro", {"precision": 0, "recall": 0, "f1": 0})
+        pa = r["pronoun_accuracy"]
+        rows.append(
+            f"| {name} | {micro['precision']:.3f} | {micro['recall']:.3f} | {micro['f1']:.3f} | "
+            f"{sp.get('SUB', {}).get('f1', 0):.3f} | {sp.get('DUP', {}).get('f1', 0):.3f} | "
+            f"{r['words']['f1']:.3f} | {r['wer']:.4f} | {'-' if pa is None else f'{pa:.3f}'} |")
+    return "\n".join(rows)
+
+
+def write_report(result: dict, out_dir: str | Path, title: str = "corefix evaluation") -> Path:
+    """``metrics.json``, plots and a markdown report in ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    figures = []
+    model = result.get("model")
+    if model:
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+        lengths = model["by_span_length"]
+        axes[0].bar(list(lengths), [v["f1"] for v in lengths.values()], color="#4c72b0")
+        axes[0].set(title="span F1 by length (words)", ylim=(0, 1), xlabel="words")
+        labels = [k for k in ("SUB", "DUP", "micro") if k in model["spans"]]
+        systems = [k for k, _ in SYSTEMS if k in result and k != "input"]
+        for j, sysname in enumerate(systems):
+            axes[1].bar([i + 0.27 * j for i in range(len(labels))],
+                        [result[sysname]["spans"].get(lb, {}).get("f1", 0) for lb in labels], width=0.27, label=sysname)
+        axes[1].set_xticks([i + 0.27 for i in range(len(labels))], labels)
+        axes[1].set(title="span F1 by label", ylim=(0, 1))
+        axes[1].legend(fontsize=7)
+        curve = model["threshold_curve"]
+        axes[2].plot([c["threshold"] for c in curve], [c["precision"] for c in curve], label="precision")
+        axes[2].plot([c["threshold"] for c in curve], [c["recall"] for c in curve], label="recall")
+        axes[2].plot([c["threshold"] for c in curve], [c["f1"] for c in curve], label="F1")
+        axes[2].set(title="micro span P/R vs threshold", xlabel="threshold on P(inserted)", ylim=(0, 1))
+        axes[2].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out_dir / "plots.png", dpi=80)
+        plt.close(fig)
+        figures.append("plots.png")
+    lines = [f"# {title}", "", f"{result['articles']} articles.", "", format_table(result), ""]
+    if model:
+        lines += ["## By span length (model)", "", "| words | precision | recall | F1 | gold | predicted |",
+                  "|---|---|---|---|---|---|"]
+        for k, v in model["by_span_length"].items():
+            lines.append(f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['gold']} | {v['predicted']} |")
+        lines.append("")
+    lines += [f"![plots]({f})" for f in figures]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

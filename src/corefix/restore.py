@@ -1,0 +1,183 @@
+"""Restoration rules, shared by evaluation and prediction.
+
+Given a damaged text and spans labelled ``DUP`` or ``SUB``:
+
+- a ``DUP`` (misplaced or overflowing copy) is deleted;
+- a ``SUB`` (representative put in place of a mention) is replaced by the
+  pronoun that fits: number and gender from the representative and the
+  pronouns of its neighbourhood, case from the words around the slot;
+- every character outside the spans is kept, except the whitespace at each
+  seam of a deletion, which is tidied so no double space or dangling line is
+  left (:func:`apply_spans`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from .pronouns import PRONOUNS, pronoun_for
+
+MALE_WORDS = {"mr", "sir", "lord", "king", "prince", "pope", "he", "him", "his", "father", "son", "brother", "man"}
+FEMALE_WORDS = {"mrs", "ms", "miss", "lady", "dame", "queen", "princess", "she", "her", "mother", "daughter", "sister", "woman"}
+PERSON_TITLES = MALE_WORDS | FEMALE_WORDS | {
+    "dr", "president", "minister", "chancellor", "secretary", "senator", "governor", "judge",
+    "general", "chairman", "professor", "prof", "rev", "coach", "captain",
+}
+ORG_WORDS = {
+    "inc", "ltd", "plc", "corp", "co", "group", "bank", "company", "party", "ministry", "council",
+    "commission", "union", "association", "club", "united", "fc", "government", "department",
+    "office", "agency", "court", "parliament", "board", "authority", "service", "times", "news",
+    "bbc", "organisation", "organization", "committee", "federation", "league", "institute",
+}
+PREPOSITIONS = {
+    "of", "to", "for", "with", "by", "from", "about", "against", "at", "on", "in", "into", "onto",
+    "over", "under", "between", "among", "after", "before", "behind", "without", "within",
+    "towards", "toward", "through", "upon", "like", "than", "beside", "around", "near",
+}
+SUBJECT_VERBS = {
+    "said", "says", "is", "was", "are", "were", "has", "had", "have", "will", "would", "can",
+    "could", "should", "may", "might", "must", "did", "does", "do", "added", "told", "believes",
+    "thinks", "wants", "plans", "also", "now", "still", "then", "later", "insisted", "argued",
+}
+OBJECT_VERBS = {"told", "asked", "gave", "give", "gives", "made", "make", "help", "helped", "let", "see", "saw", "urged", "called", "beat", "join", "joined", "named", "sent", "offered"}
+# after these a new clause starts, so the slot is a subject
+CLAUSE_OPENERS = {
+    "and", "but", "that", "when", "while", "as", "because", "if", "so", "what", "who", "where",
+    "which", "why", "how", "whether", "although", "though", "since", "until", "unless", "said", "says",
+    "then", "once", "after", "before",
+}
+SENTENCE_END = re.compile(r"""[.!?]["'”’)]*\s*$|^\s*$|\n\s*$""")
+_WORD = re.compile(r"[\w']+|[^\w\s]")
+_PRONOUN_RE = re.compile(r"\b(he|him|his|she|her|it|its|they|them|their)\b", re.IGNORECASE)
+
+
+def _words_before(text: str, pos: int, n: int = 2) -> list[str]:
+    return _WORD.findall(text[max(0, pos - 80):pos])[-n:]
+
+
+def _words_after(text: str, pos: int, n: int = 2) -> list[str]:
+    return _WORD.findall(text[pos:pos + 80])[:n]
+
+
+def pronoun_gender(text: str, start: int, end: int) -> str:
+    """m, f, n or p for the representative ``text[start:end]``."""
+    rep = text[start:end].strip()
+    low = rep.lower().rstrip("'s").strip()
+    words = [w.strip(".").lower() for w in low.split() if w.strip(".")]
+    if low in PRONOUNS:
+        return PRONOUNS[low].gender
+    if " and " in f" {low} " or "," in low and " and " in low:
+        return "p"
+    if words and words[0] in MALE_WORDS:
+        return "m"
+    if words and words[0] in FEMALE_WORDS:
+        return "f"
+    if words and (words[-1] in ORG_WORDS or any(w in ORG_WORDS for w in words)):
+        return "n"
+    if words and words[0] == "the":
+        last = words[-1]
+        if last.endswith("s") and not last.endswith("ss") and rep.split()[-1].islower():
+            return "p"
+        return "n"
+    # Otherwise let the pronouns around the slot decide between a person and a thing.
+    window = text[max(0, start - 400):start] + " " + text[end:end + 400]
+    counts = {"m": 0, "f": 0, "n": 0, "p": 0}
+    for m in _PRONOUN_RE.finditer(window):
+        counts[PRONOUNS[m.group(1).lower()].gender] += 1
+    is_name = all(w[:1].isupper() for w in rep.split() if w[:1].isalpha())
+    if is_name and len(rep.split()) >= 2 and counts["m"] == counts["f"] == 0:
+        counts["m"] += 0.5  # two capitalised words and no pronoun evidence: most often a person's name
+    if words and words[0] in PERSON_TITLES:
+        counts["n"] = counts["p"] = 0
+    best = max(counts, key=lambda g: (counts[g], g == "n"))
+    return best if counts[best] else "n"
+
+
+def pronoun_case(text: str, start: int, end: int) -> str:
+    """subj, obj or poss for the slot ``text[start:end]``."""
+    rep = text[start:end].rstrip()
+    if rep.endswith(("'s", "’s", "s'")):
+        return "poss"
+    before = [w.lower() for w in _words_before(text, start)]
+    after = [w.lower() for w in _words_after(text, end)]
+    prev = before[-1] if before else ""
+    nxt = after[0] if after else ""
+    if prev in PREPOSITIONS:
+        return "obj"
+    if nxt in SUBJECT_VERBS or (nxt.endswith("ed") and len(nxt) > 3):
+        return "subj"
+    if prev in OBJECT_VERBS or (prev.endswith("ed") and len(prev) > 3 and prev not in SUBJECT_VERBS):
+        return "obj"
+    if nxt.isalpha() and nxt.islower() and nxt not in PREPOSITIONS and nxt not in ("and", "or", "but", "who", "which", "that"):
+        if prev in CLAUSE_OPENERS:
+            return "subj"
+        if prev and prev.isalpha() and prev.islower():
+            return "poss"
+        return "subj" if nxt.endswith(("s", "ed")) else "poss"
+    return "subj"
+
+
+def at_sentence_start(text: str, pos: int) -> bool:
+    return bool(SENTENCE_END.search(text[max(0, pos - 6):pos]))
+
+
+def choose_pronoun(text: str, start: int, end: int) -> str:
+    """The pronoun that best replaces the representative at ``text[start:end]``."""
+    p = pronoun_for(pronoun_gender(text, start, end), pronoun_case(text, start, end))
+    return p.capitalize() if at_sentence_start(text, start) else p
+
+
+def with_replacements(text: str, spans: list[dict]) -> list[dict]:
+    """Copies of ``spans`` with a ``replacement``: "" for DUP, a pronoun for SUB."""
+    out = []
+    for s in spans:
+        s = dict(s)
+        s["replacement"] = choose_pronoun(text, s["start"], s["end"]) if s["label"] == "SUB" else ""
+        out.append(s)
+    return out
+
+
+def apply_spans(text: str, spans: list[dict]) -> str:
+    """The restored text: each span replaced by its ``replacement`` ("" deletes).
+
+    Spans must not overlap. Only whitespace touching a deleted span changes:
+    at the end of the text the whitespace before the copy goes with it; between
+    two whitespace runs the one after it goes; before punctuation in prose the
+    space before it goes.
+    """
+    spans = sorted(spans, key=lambda s: s["start"])
+    for a, b in zip(spans, spans[1:]):
+        if b["start"] < a["end"]:
+            raise ValueError(f"overlapping spans at {a['start']}-{a['end']} and {b['start']}-{b['end']}")
+    out = text
+    for s in reversed(spans):
+        start, end = s["start"], s["end"]
+        repl = s.get("replacement", "")
+        if repl:
+            out = out[:start] + repl + out[end:]
+            continue
+        left = start
+        while left > 0 and out[left - 1].isspace():
+            left -= 1
+        right = end
+        while right < len(out) and out[right].isspace():
+            right += 1
+        if right == len(out) or left == 0:
+            # nothing but whitespace after (a tail) or before: drop the seam's spaces on the inner side
+            if right == len(out):
+                out = out[:left] + out[end:]
+            else:
+                out = out[:start] + out[right:]
+        elif left < start and right > end:
+            out = out[:start] + out[right:]
+        elif left < start and right == end and out[end] in ",.;:!?)":
+            out = out[:left] + out[end:]
+        else:
+            out = out[:start] + out[end:]
+    return out
+
+
+def restore_text(text: str, spans: list[dict]) -> tuple[str, list[dict]]:
+    """Apply the restoration rules: ``(restored text, spans with replacements)``."""
+    spans = with_replacements(text, spans)
+    return apply_spans(text, spans), spans

@@ -1,0 +1,352 @@
+"""Damage clean news the way a broken coreference-substitution pass does.
+
+The mechanism follows ``CORRUPTION.md``: a resolver finds clusters of mentions
+and rewrites each chosen mention with its cluster's representative, but the
+rewrite applies the resolver's token indices to a *different* token list of
+the same text. Every disagreement between the two tokenizations before a
+mention (a space run left by a dropped word, a punctuation token split
+differently, ...) shifts the rewrite one token to the right: the drift. A
+rewrite with drift 0 is an aligned substitution (``SUB``); with drift k > 0 the
+copy lands k tokens right of its mention, puts the representative on the first
+token of the shifted range and blanks the rest (a misplaced copy, ``DUP``);
+one whose shifted index falls past the end is appended after the text (an
+overflow copy, also ``DUP``).
+
+Every damaged document comes with its gold spans, so that putting each span's
+``overwritten`` text back in place of ``text[start:end]`` gives ``original``
+exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+
+from .labels import spans_to_tags, word_offsets
+from .mentions import Cluster, Mention, find_clusters, load_nlp
+from .pronouns import PRONOUNS, pronoun_for
+from .settings import Profile, SimulatorSettings
+
+DATELINES = ["LONDON", "MOSCOW", "WASHINGTON", "PARIS", "BRUSSELS", "NEW YORK", "BERLIN", "TOKYO", "EDINBURGH"]
+NEWLINE = "\n"
+
+
+@dataclass
+class Tok:
+    text: str
+    ws: str  # whitespace that follows the token
+    dropped: bool = False  # a word the cleaning step dropped (text == "")
+    space: bool = False  # a paragraph break token (raw prose)
+    pos: str = ""
+
+
+@dataclass
+class Edit:
+    start: int  # first token overwritten
+    end: int  # one past the last token overwritten
+    insert: str
+    label: str  # "SUB" or "DUP"
+    restore: str = ""
+    glued: str = ""  # a second copy glued right after the insert (DUP)
+
+
+@dataclass
+class Damaged:
+    id: str
+    original: str
+    text: str
+    spans: list[dict]
+    profile: str
+    style: str
+    meta: dict = field(default_factory=dict)
+
+    def to_record(self) -> dict:
+        words = word_offsets(self.text)
+        return {
+            "id": self.id,
+            "original": self.original,
+            "text": self.text,
+            "spans": self.spans,
+            "words": [self.text[s:e] for s, e in words],
+            "tags": spans_to_tags(words, self.spans),
+            "profile": self.profile,
+            "style": self.style,
+        }
+
+
+def stable_rng(*parts) -> random.Random:
+    """A ``random.Random`` seeded from a stable hash of ``parts`` (not Python's salted hash)."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+class Simulator:
+    """Turns clean articles into damaged ones with gold labels; deterministic per seed."""
+
+    def __init__(self, settings: SimulatorSettings | None = None, nlp=None):
+        self.settings = settings or SimulatorSettings()
+        self._nlp = nlp
+
+    @property
+    def nlp(self):
+        if self._nlp is None:
+            self._nlp = load_nlp()
+        return self._nlp
+
+    def parse(self, texts, batch_size: int = 32):
+        """spaCy-parse many clean texts (streamed); pass the results to :meth:`damage`."""
+        return self.nlp.pipe(texts, batch_size=batch_size)
+
+    def damage(self, article_id: str, text: str, sample: int = 0, doc=None) -> Damaged:
+        rng = stable_rng(self.settings.seed, article_id, sample)
+        names = list(self.settings.mixture)
+        profile_name = rng.choices(names, weights=[self.settings.mixture[n] for n in names])[0]
+        profile = self.settings.profiles[profile_name]
+        style = "tokenized" if rng.random() < profile.surface.tokenized else "raw"
+        dateline = None
+        if text.strip() and rng.random() < profile.surface.dateline:
+            dateline = rng.choice(DATELINES)
+        if doc is None or dateline is not None:
+            doc = self.nlp((dateline + " — " + text) if dateline else text)
+        toks = _surface_tokens(doc, style, profile, rng)
+        original = _render(toks)
+        clusters = [_clean_cluster(c, toks) for c in find_clusters(doc)]
+        clusters = [c for c in clusters if c.mentions]
+        edits, tail = _plan(toks, clusters, profile, style, rng, dateline is not None)
+        damaged, spans = _apply(toks, edits, tail)
+        suffix = f"#{sample}" if sample else ""
+        return Damaged(article_id + suffix, original, damaged, spans, profile_name, style)
+
+
+# ---------------------------------------------------------------------------
+# surface style
+
+
+def _surface_tokens(doc, style: str, profile: Profile, rng: random.Random) -> list[Tok]:
+    toks: list[Tok] = []
+    if style == "raw":
+        for t in doc:
+            toks.append(Tok(t.text, t.whitespace_, space=t.is_space, pos=t.pos_))
+        return toks
+    n = len(doc)
+    drop = [False] * n
+    for t in doc:
+        # a hyphenated compound: word '-' word with no spaces between
+        if t.text == "-" and t.i > 0 and t.i + 1 < n and not doc[t.i - 1].whitespace_ and not t.whitespace_:
+            if rng.random() < profile.surface.drop_hyphenated:
+                drop[t.i - 1] = drop[t.i] = drop[t.i + 1] = True
+    for t in doc:
+        if t.is_space:
+            # kept as an empty token so that indices stay those of spaCy's doc
+            if "\n" in t.text and toks:
+                toks[-1].ws = NEWLINE
+            toks.append(Tok("", "", space=True))
+            continue
+        if drop[t.i]:
+            toks.append(Tok("", " ", dropped=True))
+        else:
+            toks.append(Tok(t.text, " ", pos=t.pos_))
+    for t in reversed(toks):
+        if not t.space:
+            t.ws = ""
+            break
+    return toks
+
+
+def _render(toks: list[Tok]) -> str:
+    return "".join(t.text + t.ws for t in toks)
+
+
+def _clean_cluster(cluster: Cluster, toks: list[Tok]) -> Cluster:
+    """Drop mentions that lost a word to the cleaning step or span a paragraph break."""
+    keep = [
+        m for m in cluster.mentions
+        if not any(t.dropped or t.space for t in toks[m.start:m.end])
+    ]
+    return Cluster(cluster.label, keep, cluster.gender)
+
+
+def _span_text(toks: list[Tok], start: int, end: int) -> str:
+    """The surface text of tokens ``start..end-1``, without the last one's whitespace."""
+    if end <= start:
+        return ""
+    return "".join(t.text + t.ws for t in toks[start:end - 1]) + toks[end - 1].text
+
+
+# ---------------------------------------------------------------------------
+# planning the rewrites
+
+
+def _plan(toks, clusters, profile: Profile, style: str, rng: random.Random, has_dateline: bool):
+    n = len(toks)
+    # drift: the applier's index is shifted by each disagreement before a token
+    drift = [0] * (n + 1)
+    d = 0
+    for i, t in enumerate(toks):
+        drift[i] = min(d, profile.drift.max) if profile.drift.enabled else 0
+        if t.dropped:
+            d += rng.random() < profile.drift.space_run
+        elif t.pos == "PUNCT" or (t.text and not t.text[0].isalnum() and not t.space):
+            p = profile.drift.punct if style == "tokenized" else (profile.drift.punct_raw if not t.ws or (i and not toks[i - 1].ws) else 0.0)
+            d += rng.random() < p
+    drift[n] = min(d, profile.drift.max) if profile.drift.enabled else 0
+
+    rewrites = []  # (mention, representative text, label restore info)
+    person_reps: list[tuple[int, str]] = []  # (position, representative) of person clusters
+    for ci, cl in enumerate(clusters):
+        rep_m = _choose_representative(cl, profile, rng)
+        rep = _span_text(toks, rep_m.start, rep_m.end)
+        if not rep.strip():
+            continue
+        rep_start = rep_m.start
+        if ci == 0 and has_dateline and rep_m.start <= 12 and rng.random() < profile.representative.swallow_dateline:
+            rep = _span_text(toks, 0, rep_m.end)
+            rep_start = 0
+        if rng.random() < profile.representative.overlong:
+            rep = _overlong(toks, rep_start, rep_m.end, rep)
+        pronoun_rep = None
+        if cl.label == "PERSON" and cl.gender and rng.random() < profile.representative.pronoun:
+            pronoun_rep = pronoun_for(cl.gender, "subj")
+            pronoun_rep = pronoun_rep.capitalize() if rng.random() < 0.5 else pronoun_rep
+        if cl.label == "PERSON":
+            person_reps.append((rep_m.start, rep))
+        for m in cl.mentions:
+            p = {
+                "pronoun": profile.replace.pronoun,
+                "name": profile.replace.name,
+                "nominal": profile.replace.nominal,
+            }[m.kind]
+            if m is rep_m:
+                p = profile.replace.representative
+            if rng.random() >= p:
+                continue
+            text = rep
+            if pronoun_rep is not None:
+                if m.kind != "pronoun":
+                    continue
+                text = pronoun_rep
+            elif m.kind == "pronoun" and PRONOUNS[m.text.lower()].number == "plural":
+                earlier = [r for pos, r in person_reps if pos < m.start]
+                if len(earlier) >= 2 and rng.random() < profile.representative.split_antecedent:
+                    text = f"{earlier[-2]} and {earlier[-1]}"
+            if m.kind == "pronoun" and PRONOUNS[m.text.lower()].case == "poss" and rng.random() < profile.variants.possessive_s:
+                text = text + ("'s" if not text.endswith("s") else "'")
+            rewrites.append((m, text))
+
+    rewrites.sort(key=lambda r: r[0].start)
+    edits: list[Edit] = []
+    tail: list[str] = []
+    used = [False] * n
+    # the overflow tail: the last rewrites of a long article fall past the end
+    n_words = sum(1 for t in toks if t.text.strip())
+    n_tail = 0
+    if rewrites and n_words >= profile.tail.min_words and rng.random() < profile.tail.prob:
+        n_tail = min(len(rewrites), rng.randint(profile.tail.min_mentions, profile.tail.max_mentions))
+    for k, (m, text) in enumerate(rewrites):
+        if k >= len(rewrites) - n_tail:
+            tail.append(text)
+            continue
+        width = m.end - m.start
+        shift = drift[m.start]
+        if profile.variants.wrong_position and rng.random() < profile.variants.wrong_position:
+            verbs = [j for j in range(m.end, min(n, m.end + 4)) if toks[j].pos in ("VERB", "AUX")]
+            if verbs:
+                shift = verbs[0] - m.start
+                width = 1
+        a, b = m.start + shift, m.start + shift + width
+        if a >= n:
+            tail.append(text)
+            continue
+        b = min(b, n)
+        if any(used[a:b]) or any(toks[j].space for j in range(a, b)):
+            continue
+        original_span = _span_text(toks, a, b)
+        if shift == 0:
+            if original_span == text:
+                continue  # a rewrite with itself changes nothing
+            edit = Edit(a, b, text, "SUB", restore=original_span)
+            if profile.variants.glued_double and rng.random() < profile.variants.glued_double:
+                edit.glued = text
+        else:
+            edit = Edit(a, b, text, "DUP")
+        for j in range(a, b):
+            used[j] = True
+        edits.append(edit)
+    return edits, tail
+
+
+def _choose_representative(cl: Cluster, profile: Profile, rng: random.Random) -> Mention:
+    names = cl.names or [m for m in cl.mentions if m.kind == "nominal"] or cl.mentions
+    if rng.random() < profile.representative.longest:
+        return max(names, key=lambda m: (len(m.text), -m.start))
+    return names[0]
+
+
+def _overlong(toks: list[Tok], start: int, end: int, rep: str) -> str:
+    """A representative that swallowed a bracket, an appositive or a trailing comma."""
+    if start > 0 and toks[start - 1].text in ("(", "[", '"'):
+        return _span_text(toks, start - 1, end)
+    if end < len(toks) and toks[end].text in (",", "("):
+        close = "," if toks[end].text == "," else ")"
+        for j in range(end + 1, min(len(toks), end + 8)):
+            if toks[j].space or toks[j].text in (".", ";"):
+                break
+            if toks[j].text == close:
+                return _span_text(toks, start, j + 1)
+        return _span_text(toks, start, end + 1)  # just the trailing comma or bracket
+    return rep
+
+
+# ---------------------------------------------------------------------------
+# applying the rewrites
+
+
+def _apply(toks: list[Tok], edits: list[Edit], tail: list[str]):
+    out: list[str] = []
+    pos = 0
+    spans: list[dict] = []
+    by_start = {e.start: e for e in edits}
+    i = 0
+    n = len(toks)
+    while i < n:
+        e = by_start.get(i)
+        if e is None:
+            piece = toks[i].text + toks[i].ws
+            out.append(piece)
+            pos += len(piece)
+            i += 1
+            continue
+        overwritten = _span_text(toks, e.start, e.end)
+        out.append(e.insert)
+        spans.append({"start": pos, "end": pos + len(e.insert), "label": e.label,
+                      "overwritten": overwritten, "restore": e.restore})
+        pos += len(e.insert)
+        if e.glued:
+            out.append(e.glued)
+            spans.append({"start": pos, "end": pos + len(e.glued), "label": "DUP",
+                          "overwritten": "", "restore": ""})
+            pos += len(e.glued)
+        ws = toks[e.end - 1].ws
+        out.append(ws)
+        pos += len(ws)
+        i = e.end
+    for k, text in enumerate(tail):
+        piece = ("\n " if k == 0 else " ") + text
+        out.append(piece)
+        spans.append({"start": pos, "end": pos + len(piece), "label": "DUP",
+                      "overwritten": "", "restore": ""})
+        pos += len(piece)
+    return "".join(out), spans
+
+
+def undo(text: str, spans: list[dict]) -> str:
+    """Put each span's ``overwritten`` text back: the gold inverse of the damage."""
+    out = []
+    prev = 0
+    for s in sorted(spans, key=lambda s: s["start"]):
+        out.append(text[prev:s["start"]])
+        out.append(s["overwritten"])
+        prev = s["end"]
+    out.append(text[prev:])
+    return "".join(out)

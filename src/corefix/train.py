@@ -1,0 +1,258 @@
+"""Fine-tune the token classifier: one training loop on ``accelerate``.
+
+Runs on the CPU, on one GPU (with mixed precision when available) or, under
+``accelerate launch``, on several. Everything lands under ``run_dir``:
+
+- ``best/``: the model with the best validation span F1 (safetensors weights,
+  tokenizer, ``corefix.json`` with the label map, window settings and the
+  simulator settings of the training data) -- what ``evaluate`` and
+  ``predict`` take;
+- ``last/``: the full training state (model, optimizer, scheduler, RNG,
+  ``progress.json``) written at each evaluation, for resuming after a kill;
+- ``metrics.jsonl``: one line per logged step and per evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from .dataset import read_jsonl
+from .metrics import span_scores
+from .model import CARD_FILE, DEFAULT_MODEL, encode_words, load_tokenizer, new_model, predict_words
+
+
+@dataclass
+class TrainConfig:
+    model: str = DEFAULT_MODEL  # hub id, local path, or the offline default
+    data_dir: str = "data/bbc"  # folder with train.jsonl and validation.jsonl
+    run_dir: str = "runs/cpu-small"
+    max_length: int = 256  # tokens per window
+    stride: int = 64  # tokens of overlap between windows
+    batch_size: int = 16
+    grad_accum: int = 1
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    epochs: float = 3.0
+    max_steps: int | None = None  # overrides epochs when set
+    max_minutes: float | None = None  # stop (and keep the best) after this much training time
+    eval_every: int = 200  # optimizer steps between validations
+    eval_docs: int | None = 150  # validation articles used during training (None: all)
+    log_every: int = 10
+    seed: int = 42
+    mixed_precision: str = "auto"  # auto, no, fp16, bf16
+    train_limit: int | None = None  # use only the first N training articles
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path | None, overrides: list[str] | None = None) -> "TrainConfig":
+        data: dict[str, Any] = {}
+        if path is not None:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f) or {}
+        for item in overrides or []:
+            if "=" not in item:
+                raise ValueError(f"override {item!r} is not KEY=VALUE")
+            key, value = item.split("=", 1)
+            data[key.strip()] = yaml.safe_load(value)
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown training settings: {sorted(unknown)}")
+        return cls(**data)
+
+
+def _mixed_precision(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "no"
+
+
+def build_features(records: list[dict], tokenizer, max_length: int, stride: int) -> list[dict]:
+    """Training windows (input_ids, attention_mask, labels) of all records."""
+    feats = []
+    for r in records:
+        for f in encode_words(tokenizer, r["words"], max_length, stride, tags=r["tags"]):
+            f.pop("word_ids")
+            feats.append(f)
+    return feats
+
+
+def length_grouped_order(lengths: list[int], batch_size: int, seed: int) -> list[int]:
+    """Shuffle, then sort by length inside chunks of 50 batches: little padding, still random."""
+    rng = random.Random(seed)
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    chunk = batch_size * 50
+    out = []
+    for i in range(0, len(idx), chunk):
+        out.extend(sorted(idx[i:i + chunk], key=lambda j: -lengths[j]))
+    batches = [out[i:i + batch_size] for i in range(0, len(out), batch_size)]
+    rng.shuffle(batches)
+    return [j for b in batches for j in b]
+
+
+def validate(model, tokenizer, records: list[dict], cfg: TrainConfig) -> dict:
+    """Span scores of ``model`` on ``records`` (whole articles, windows merged)."""
+    model.eval()
+    preds = predict_words(model, tokenizer, [r["text"] for r in records], cfg.max_length, cfg.stride)
+    model.train()
+    return span_scores([r["tags"] for r in records], [p.tags() for p in preds])
+
+
+def save_model(model, tokenizer, out_dir: Path, cfg: TrainConfig, extra: dict) -> None:
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    card = {"max_length": cfg.max_length, "stride": cfg.stride, "base_model": cfg.model,
+            "train_config": dataclasses.asdict(cfg), **extra}
+    (tmp / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+
+
+def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
+    """Train, validating every ``eval_every`` steps; returns the best validation scores."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+    from transformers import DataCollatorForTokenClassification, get_scheduler
+
+    run_dir = Path(cfg.run_dir)
+    data_dir = Path(cfg.data_dir)
+    for split in ("train", "validation"):
+        if not (data_dir / f"{split}.jsonl").is_file():
+            raise FileNotFoundError(f"{data_dir / (split + '.jsonl')} not found: build it with make_dataset")
+    accelerator = Accelerator(mixed_precision=_mixed_precision(cfg.mixed_precision),
+                              gradient_accumulation_steps=cfg.grad_accum)
+    set_seed(cfg.seed)
+    tokenizer = load_tokenizer(cfg.model)
+    model = new_model(cfg.model)
+
+    train_records = read_jsonl(data_dir / "train.jsonl")
+    if cfg.train_limit:
+        train_records = train_records[: cfg.train_limit]
+    val_records = read_jsonl(data_dir / "validation.jsonl")
+    if cfg.eval_docs:
+        val_records = val_records[: cfg.eval_docs]
+    feats = build_features(train_records, tokenizer, cfg.max_length, cfg.stride)
+    if not feats:
+        raise ValueError(f"{data_dir / 'train.jsonl'}: no training windows")
+    lengths = [len(f["input_ids"]) for f in feats]
+    collator = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None)
+
+    steps_per_epoch = math.ceil(len(feats) / (cfg.batch_size * cfg.grad_accum * accelerator.num_processes))
+    total_steps = cfg.max_steps or max(1, int(cfg.epochs * steps_per_epoch))
+    no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate)
+    scheduler = get_scheduler("linear", optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
+                              num_training_steps=total_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+
+    state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "best_f1": -1.0, "elapsed_s": 0.0, "best": None}
+    last_dir = run_dir / "last"
+    if resume and (last_dir / "progress.json").is_file():
+        accelerator.load_state(str(last_dir))
+        state.update(json.loads((last_dir / "progress.json").read_text()))
+        accelerator.print(f"resumed from {last_dir} at step {state['step']}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "train_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg)), encoding="utf-8")
+    sim_settings = {}
+    if (data_dir / "simulate.json").is_file():
+        sim_settings = json.loads((data_dir / "simulate.json").read_text())
+    log_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+
+    def log(rec):
+        if accelerator.is_main_process:
+            log_file.write(json.dumps(rec) + "\n")
+            log_file.flush()
+
+    def evaluate_and_checkpoint():
+        unwrapped = accelerator.unwrap_model(model)
+        scores = validate(unwrapped, tokenizer, val_records, cfg) if accelerator.is_main_process else {}
+        if accelerator.is_main_process:
+            f1 = scores.get("micro", {}).get("f1", 0.0)
+            log({"step": state["step"], "eval": scores})
+            if f1 > state["best_f1"]:
+                state["best_f1"] = f1
+                state["best"] = {"step": state["step"], "validation": scores}
+                save_model(unwrapped, tokenizer, run_dir / "best", cfg,
+                           {"simulator": sim_settings, "step": state["step"], "validation": scores})
+            accelerator.print(f"step {state['step']}: validation micro F1 {f1:.4f} (best {state['best_f1']:.4f})")
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(last_dir))
+        if accelerator.is_main_process:
+            (last_dir / "progress.json").write_text(json.dumps(state))
+
+    model.train()
+    bar = tqdm(total=total_steps, initial=state["step"], desc="training", disable=not (progress and accelerator.is_local_main_process))
+    start = time.monotonic() - state["elapsed_s"]
+    done = state["step"] >= total_steps
+    out_of_time = False
+    while not done:
+        order = length_grouped_order(lengths, cfg.batch_size, cfg.seed + state["epoch"])
+        loader = DataLoader([feats[i] for i in order], batch_size=cfg.batch_size, shuffle=False, collate_fn=collator)
+        loader = accelerator.prepare(loader)
+        if state["batches_in_epoch"]:
+            loader = accelerator.skip_first_batches(loader, state["batches_in_epoch"])
+        running = 0.0
+        for batch in loader:
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            state["batches_in_epoch"] += 1
+            running += loss.item()
+            if not accelerator.sync_gradients:
+                continue
+            state["step"] += 1
+            state["elapsed_s"] = time.monotonic() - start
+            bar.update(1)
+            if state["step"] % cfg.log_every == 0:
+                avg = running / (cfg.log_every * cfg.grad_accum)
+                running = 0.0
+                bar.set_postfix(loss=f"{avg:.4f}")
+                log({"step": state["step"], "loss": avg, "lr": scheduler.get_last_lr()[0],
+                     "elapsed_s": round(state["elapsed_s"], 1)})
+            out_of_time = cfg.max_minutes is not None and state["elapsed_s"] >= 60 * cfg.max_minutes
+            if state["step"] >= total_steps or out_of_time:
+                done = True
+                break
+            if state["step"] % cfg.eval_every == 0:
+                evaluate_and_checkpoint()
+        else:
+            state["epoch"] += 1
+            state["batches_in_epoch"] = 0
+    bar.close()
+    if out_of_time:
+        accelerator.print(f"time budget of {cfg.max_minutes} min reached at step {state['step']}")
+    evaluate_and_checkpoint()
+    log_file.close()
+    return state["best"] or {}

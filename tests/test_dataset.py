@@ -1,0 +1,81 @@
+import json
+
+import pytest
+
+from corefix.cli import main
+from corefix.corpus import Article
+from corefix.dataset import REAL_ARTICLE, SPLITS, build_dataset, damage_stats, format_stats, read_jsonl, split_of
+from corefix.settings import SimulatorSettings
+from corefix.simulate import undo
+
+from .conftest import BBC
+
+
+def test_split_is_stable_and_roughly_80_10_10():
+    ids = [f"art-{i}" for i in range(3000)]
+    splits = [split_of(i) for i in ids]
+    assert splits == [split_of(i) for i in ids]
+    share = {s: splits.count(s) / len(ids) for s in SPLITS}
+    assert 0.75 < share["train"] < 0.85 and 0.07 < share["validation"] < 0.13 and 0.07 < share["test"] < 0.13
+
+
+def test_build_writes_disjoint_splits(tmp_path, simulator, articles):
+    arts = [Article(f"{i}-{a}", t) for i in range(8) for a, t in articles]
+    counts = build_dataset(arts, tmp_path, simulator, samples_per_article=2, progress=False)
+    assert sum(counts.values()) == 2 * len(arts)
+    seen = {}
+    for s in SPLITS:
+        for r in read_jsonl(tmp_path / f"{s}.jsonl"):
+            base = r["id"].split("#")[0]
+            assert seen.setdefault(base, s) == s, "an article is in two splits"
+            assert undo(r["text"], r["spans"]) == r["original"]
+            assert set(r) >= {"id", "original", "text", "spans", "words", "tags"}
+    assert json.loads((tmp_path / "simulate.json").read_text())["seed"] == simulator.settings.seed
+
+
+def test_stats_measure_the_table(tmp_path):
+    rec = {"text": "a b X Y c\n Z", "original": "a b d c", "spans": [
+        {"start": 4, "end": 7, "label": "DUP", "overwritten": "d", "restore": ""},
+        {"start": 9, "end": 12, "label": "DUP", "overwritten": "", "restore": ""}]}
+    st = damage_stats([rec])
+    assert st["spans per 100 words"] == pytest.approx(100 * 2 / 6)
+    assert st["inserted words %"] == pytest.approx(100 * 3 / 6)
+    assert st["DUP share of spans %"] == 100
+    assert st["mean span length (words)"] == 1.5
+    assert st["overflow tail mentions per tailed article"] == 1
+    table = format_stats({"test": st})
+    assert "real article" in table and f"{REAL_ARTICLE['spans per 100 words']:.2f}" in table
+
+
+def test_settings_yaml_and_unknown_keys(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("simulate:\n  seed: 5\n  profiles:\n    seed:\n      drift: {max: 2}\n")
+    s = SimulatorSettings.from_yaml(f)
+    assert s.seed == 5 and s.profiles["seed"].drift.max == 2 and s.profiles["seed"].drift.punct > 0
+    f.write_text("simulate:\n  profiles:\n    seed:\n      drift: {maxx: 2}\n")
+    with pytest.raises(ValueError, match="drift.maxx"):
+        SimulatorSettings.from_yaml(f)
+    with pytest.raises(ValueError, match="unknown profile"):
+        SimulatorSettings.from_dict({"mixture": {"nope": 1.0}})
+
+
+def test_default_config_file_matches_builtin_defaults():
+    from pathlib import Path
+
+    cfg = Path(__file__).resolve().parents[1] / "configs" / "simulate.yaml"
+    assert SimulatorSettings.from_yaml(cfg).to_dict() == SimulatorSettings().to_dict()
+
+
+@pytest.mark.skipif(not BBC.exists(), reason="shared BBC corpus not present")
+def test_cli_builds_dataset_from_first_50_bbc_articles(tmp_path, capsys):
+    main(["make-dataset", "--corpus", str(BBC), "--out", str(tmp_path), "--limit", "50"])
+    out = capsys.readouterr().out
+    counts = json.loads(out.splitlines()[0])
+    assert sum(counts.values()) == 50 and counts["train"] > 30
+    records = [r for s in SPLITS for r in read_jsonl(tmp_path / f"{s}.jsonl")]
+    for r in records:
+        assert undo(r["text"], r["spans"]) == r["original"]
+    st = damage_stats(records)
+    assert 2.0 < st["spans per 100 words"] < 7.0
+    main(["make-dataset", "--stats", str(tmp_path)])
+    assert "spans per 100 words" in capsys.readouterr().out

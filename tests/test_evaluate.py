@@ -1,0 +1,67 @@
+import pytest
+
+from corefix.baseline import rule_tags
+from corefix.evaluate import evaluate, format_table, score_system, write_report
+from corefix.labels import spans_to_tags, word_offsets
+from corefix.model import WordPredictions
+from corefix.simulate import undo
+
+
+def _records(simulator, articles):
+    return [simulator.damage(a, t, sample=k).to_record() for a, t in articles for k in range(3)]
+
+
+def test_perfect_prediction_scores_one_and_oracle_wer(simulator, articles):
+    recs = _records(simulator, articles)
+    perfect = score_system(recs, [r["tags"] for r in recs])
+    oracle = score_system(recs, [r["tags"] for r in recs], [r["spans"] for r in recs])
+    assert perfect["spans"]["micro"]["f1"] == 1.0 and perfect["words"]["f1"] == 1.0
+    assert perfect["wer"] == pytest.approx(oracle["wer"], abs=1e-9)
+
+
+def test_empty_prediction_has_zero_recall_and_input_wer(simulator, articles):
+    recs = _records(simulator, articles)
+    none = score_system(recs, [["O"] * len(r["tags"]) for r in recs])
+    assert none["spans"]["micro"]["recall"] == 0.0
+    assert none["wer"] > 0
+
+
+def test_oracle_restoration_beats_the_input(simulator, articles):
+    recs = _records(simulator, articles)
+    res = evaluate(recs)
+    assert res["oracle"]["wer"] < res["input"]["wer"]
+    assert "rule baseline" in format_table(res)
+
+
+def test_model_figures_report_and_plots(simulator, articles, tmp_path):
+    import numpy as np
+
+    recs = _records(simulator, articles)
+    preds = []
+    for r in recs:
+        offs = word_offsets(r["text"])
+        probs = np.zeros((len(offs), 5), dtype=np.float32)
+        for i, t in enumerate(r["tags"]):
+            probs[i, ["O", "B-SUB", "I-SUB", "B-DUP", "I-DUP"].index(t)] = 0.9
+            probs[i, 0] += 0.1 if t != "O" else 0.0
+        preds.append(WordPredictions(offs, probs))
+    res = evaluate(recs, preds)
+    assert res["model"]["spans"]["micro"]["f1"] == 1.0
+    assert res["model"]["threshold_curve"][0]["recall"] == 1.0
+    report = write_report(res, tmp_path)
+    assert (tmp_path / "plots.png").stat().st_size > 1000 and "| model |" in report.read_text()
+
+
+def test_rule_baseline_on_corruption_examples():
+    text = ('sending him a Mr. Trump about an hour after he had Mr. Trump the victor , but Mr. Putin Mr. Putin '
+            'congratulations . " Russia has a Russia in Trump , " he said .\n Mr. Kiselyov President Trump Russia')
+    offsets, tags = rule_tags(text)
+    flagged = {text[s:e] for (s, e), t in zip(offsets, tags) if t != "O"}
+    assert {"Kiselyov", "Putin"} <= flagged
+    assert tags[[text[s:e] for s, e in offsets].index("hour")] == "O"
+
+
+def test_gold_spans_round_trip(simulator, articles):
+    for r in _records(simulator, articles):
+        assert undo(r["text"], r["spans"]) == r["original"]
+        assert spans_to_tags(word_offsets(r["text"]), r["spans"]) == r["tags"]

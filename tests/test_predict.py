@@ -1,0 +1,142 @@
+import io
+import json
+import shutil
+import sys
+
+import pytest
+
+from corefix.cli import main
+from corefix.predict import Restoration, Restorer
+from corefix.render import to_html
+
+DAMAGED = ('sending him a Mr. Trump about an hour after he had Mr. Trump the victor , but the two men have not met . '
+           '" Russia has a Russia in Trump , " he said .\n Mr. Kiselyov President Trump Russia')
+
+
+def run_cli(argv, capsys, stdin: bytes | None = None, monkeypatch=None):
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_model):
+    return str(tiny_model[0])
+
+
+def test_library_api_round_trip(model_dir):
+    r = Restorer.from_pretrained(model_dir)
+    res = r.restore(DAMAGED)
+    assert isinstance(res, Restoration) and res.text == DAMAGED
+    for s in res.spans:
+        assert set(s) >= {"start", "end", "label", "score", "replacement"}
+        assert 0 <= s["score"] <= 1
+    assert r.restore("").restored == "" and r.restore("  \n ").restored == "  \n "
+
+
+def test_threshold_one_changes_nothing_byte_for_byte(model_dir):
+    text = "  Odd   spacing\r\n and “curly” quotes\t" + DAMAGED
+    r = Restorer.from_pretrained(model_dir, threshold=0.999999)
+    res = r.restore(text)
+    assert res.spans == [] and res.restored == text
+
+
+def test_every_input_and_output_format(model_dir, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.txt").write_text(DAMAGED, encoding="utf-8")
+    (folder / "b.txt").write_text("Mr. Putin said he agreed .", encoding="utf-8")
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text(json.dumps({"id": "j1", "text": DAMAGED}) + "\n" + json.dumps({"text": ""}) + "\n")
+    code, out, err = run_cli(["predict", "--model", model_dir, "--input", str(folder / "a.txt")], capsys)
+    assert code == 0 and out.strip() and "restored 1 articles" in err
+    code, out, _ = run_cli(["predict", "--model", model_dir, "--input", str(folder), "--format", "jsonl"], capsys)
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert code == 0 and [x["id"] for x in lines] == ["a", "b"]
+    assert all(set(x) == {"id", "text", "spans", "restored"} for x in lines)
+    code, out, _ = run_cli(["predict", "--model", model_dir, "--input", str(jsonl), "--format", "jsonl"], capsys)
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert code == 0 and lines[0]["id"] == "j1" and lines[1]["restored"] == ""
+    code, out, _ = run_cli(["predict", "--model", model_dir, "--input", "-"], capsys, DAMAGED.encode(), monkeypatch)
+    assert code == 0 and out.strip()
+    page = tmp_path / "out.html"
+    code, _, _ = run_cli(["predict", "--model", model_dir, "--input", str(folder), "--format", "html",
+                          "--output", str(page)], capsys)
+    html = page.read_text(encoding="utf-8")
+    assert code == 0 and html.startswith("<!doctype html>") and "Kiselyov" in html and "</html>" in html
+    outdir = tmp_path / "outdir"
+    outdir.mkdir()
+    code, _, _ = run_cli(["predict", "--model", model_dir, "--input", str(folder), "--output", str(outdir)], capsys)
+    assert code == 0 and sorted(p.name for p in outdir.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_long_article_across_window_seams(model_dir, tmp_path, capsys):
+    long = " ".join([DAMAGED] * 60)
+    f = tmp_path / "long.txt"
+    f.write_text(long, encoding="utf-8")
+    code, out, _ = run_cli(["predict", "--model", model_dir, "--input", str(f), "--format", "jsonl"], capsys)
+    rec = json.loads(out)
+    assert code == 0 and rec["text"] == long
+    last = 0
+    for s in rec["spans"]:
+        assert s["start"] >= last
+        last = s["end"]
+
+
+def test_bad_inputs_give_one_line_errors(model_dir, tmp_path, capsys):
+    good = tmp_path / "good.txt"
+    good.write_text(DAMAGED, encoding="utf-8")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe\xfa not utf-8")
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"\x00\x01\x02PNG")
+    empty_dir = tmp_path / "empty"
+    empty_dir.mkdir()
+    for inputs, fragment in [([str(bad)], "not valid UTF-8"), ([str(binary)], "binary"),
+                             ([str(tmp_path / "missing.txt")], "no such file"),
+                             ([str(empty_dir)], "no .txt files")]:
+        code, _, err = run_cli(["predict", "--model", model_dir, "--input", *inputs], capsys)
+        assert code != 0 and fragment in err and "Traceback" not in err, err
+    # one bad file among good ones: reported, the rest processed, non-zero exit
+    code, out, err = run_cli(["predict", "--model", model_dir, "--input", str(bad), str(good)], capsys)
+    assert code == 1 and "bad.txt" in err and out.strip()
+
+
+def test_bad_model_dirs(model_dir, tmp_path, capsys):
+    art = tmp_path / "a.txt"
+    art.write_text(DAMAGED, encoding="utf-8")
+    code, _, err = run_cli(["predict", "--model", str(tmp_path / "nope"), "--input", str(art)], capsys)
+    assert code == 2 and "not found" in err
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    (broken / "model.safetensors").unlink()
+    code, _, err = run_cli(["predict", "--model", str(broken), "--input", str(art)], capsys)
+    assert code == 2 and "model.safetensors" in err
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(model_dir, corrupt)
+    (corrupt / "model.safetensors").write_bytes(b"garbage")
+    code, _, err = run_cli(["predict", "--model", str(corrupt), "--input", str(art)], capsys)
+    assert code == 2 and "cannot load" in err and "Traceback" not in err
+
+
+def test_output_never_overwrites_an_input(model_dir, tmp_path, capsys):
+    art = tmp_path / "a.txt"
+    art.write_text(DAMAGED, encoding="utf-8")
+    code, _, err = run_cli(["predict", "--model", model_dir, "--input", str(art), "--output", str(art)], capsys)
+    assert code == 2 and "overwrite" in err
+    assert art.read_text(encoding="utf-8") == DAMAGED
+    code, _, err = run_cli(["predict", "--model", model_dir, "--input", str(tmp_path), "--output", str(tmp_path)], capsys)
+    assert code == 2 and "overwrite" in err
+
+
+def test_html_escapes_and_marks():
+    rec = Restoration("x<1>", "a <b> Mr. X c", [{"start": 6, "end": 11, "label": "DUP", "score": 0.9, "replacement": ""}],
+                      "a <b> c")
+    page = to_html([rec])
+    assert "&lt;b&gt;" in page and 'class="dup"' in page and "x&lt;1&gt;" in page

@@ -1,0 +1,82 @@
+import json
+
+import pytest
+
+from corefix.dataset import read_jsonl
+from corefix.model import encode_words, load_trained, new_model, predict_words
+from corefix.train import TrainConfig, length_grouped_order, train
+
+
+def _log(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_training_moves_the_loss_and_saves_a_complete_model(tiny_model):
+    best, run = tiny_model
+    losses = [r["loss"] for r in _log(run) if "loss" in r]
+    assert len(losses) >= 4
+    assert losses[-1] < losses[0] * 0.8
+    for f in ("model.safetensors", "config.json", "corefix.json", "tokenizer_config.json"):
+        assert (best / f).is_file(), f
+    card = json.loads((best / "corefix.json").read_text())
+    assert card["max_length"] == 64 and "simulator" in card and card["simulator"]["seed"] == 13
+    assert not list(best.glob("*.bin")) and not list(best.glob("*.pt"))
+
+
+def test_reloaded_model_predicts_the_same_tags(tiny_model, tiny_data):
+    best, _ = tiny_model
+    model, tok, card = load_trained(best)
+    texts = [r["text"] for r in read_jsonl(tiny_data / "validation.jsonl")][:4] or \
+        [r["text"] for r in read_jsonl(tiny_data / "train.jsonl")][:4]
+    a = predict_words(model, tok, texts, max_length=64, stride=16, batch_size=3)
+    model2, tok2, _ = load_trained(best)
+    b = predict_words(model2, tok2, texts, max_length=64, stride=16, batch_size=8)
+    assert [p.tags() for p in a] == [p.tags() for p in b]
+    for x, y in zip(a, b):
+        assert abs(x.probs - y.probs).max() < 1e-4
+
+
+def test_resume_continues_from_the_saved_step(tiny_encoder, tiny_data, tmp_path):
+    base = dict(model=tiny_encoder, data_dir=str(tiny_data), run_dir=str(tmp_path), max_length=64, stride=16,
+                batch_size=8, learning_rate=1e-3, eval_every=4, eval_docs=3, log_every=1)
+    train(TrainConfig(max_steps=4, **base), progress=False)
+    progress = json.loads((tmp_path / "last" / "progress.json").read_text())
+    assert progress["step"] == 4
+    train(TrainConfig(max_steps=7, **base), progress=False)
+    steps = [r["step"] for r in _log(tmp_path) if "loss" in r]
+    assert steps == [1, 2, 3, 4, 5, 6, 7], steps  # no step repeated or skipped
+    assert json.loads((tmp_path / "last" / "progress.json").read_text())["step"] == 7
+
+
+def test_windows_cover_every_word_of_a_long_article(tiny_model):
+    best, _ = tiny_model
+    model, tok, _ = load_trained(best)
+    words = ["word"] * 700 + ["Mr", ".", "Putin"] * 100
+    feats = encode_words(tok, words, max_length=64, stride=16, tags=["O"] * len(words))
+    assert len(feats) > 10
+    covered = {w for f in feats for w in f["word_ids"] if w is not None}
+    assert covered == set(range(len(words)))
+    preds = predict_words(model, tok, [" ".join(words)], max_length=64, stride=16)
+    assert len(preds[0].tags()) == len(words)
+
+
+def test_length_grouped_order_is_a_reproducible_permutation():
+    lengths = [5, 100, 7, 64, 3, 3, 80, 12] * 20
+    a = length_grouped_order(lengths, 4, seed=1)
+    assert sorted(a) == list(range(len(lengths))) and a == length_grouped_order(lengths, 4, seed=1)
+    assert a != length_grouped_order(lengths, 4, seed=2)
+
+
+def test_default_encoder_loads_offline():
+    model = new_model(None)
+    assert model.config.num_labels == 5 and model.config.id2label[1] == "B-SUB"
+    assert sum(p.numel() for p in model.parameters()) > 20_000_000
+
+
+def test_config_overrides_and_unknown_keys(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("batch_size: 4\nlearning_rate: 1.0e-3\n")
+    cfg = TrainConfig.from_yaml(f, ["max_steps=9", "run_dir=x"])
+    assert cfg.batch_size == 4 and cfg.max_steps == 9 and cfg.run_dir == "x"
+    with pytest.raises(ValueError):
+        TrainConfig.from_yaml(f, ["nonsense=1"])
