@@ -12,11 +12,11 @@ import pytest  # noqa: E402
 BBC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bbc_news.jsonl"
 
 ARTICLES = [
-    ("a1", "Prime Minister Tony Blair said on Friday that he would meet Mr. Putin in Moscow. "
-           "Mr. Blair told reporters that his talks with the Russian leader would cover trade. "
-           "Mr. Putin has said he wants closer ties with the UK, and Blair agreed.\n\n"
+    ("a1", "Prime Minister Tony Blair said on Friday that he would meet Mr. Okafor in Accra. "
+           "Mr. Blair told reporters that his talks with the Ghanaian leader would cover trade. "
+           "Mr. Okafor has said he wants closer ties with the UK, and Blair agreed.\n\n"
            "The two men last met in London, where they spoke about high-speed rail links. "
-           "Moscow said it welcomed the visit. Mr. Putin added that Blair was a friend."),
+           "Accra said it welcomed the visit. Mr. Okafor added that Blair was a friend."),
     ("a2", "Shares in Allied Domecq rose after reports that Pernod Ricard is considering a bid. "
            "Pernod Ricard has yet to contact its target. Allied Domecq said it was not aware of "
            "any approach. The firm's shares rose 4% in London, while Pernod's shares fell. "

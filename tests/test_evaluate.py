@@ -53,11 +53,11 @@ def test_model_figures_report_and_plots(simulator, articles, tmp_path):
 
 
 def test_rule_baseline_on_corruption_examples():
-    text = ('sending him a Mr. Trump about an hour after he had Mr. Trump the victor , but Mr. Putin Mr. Putin '
-            'congratulations . " Russia has a Russia in Trump , " he said .\n Mr. Kiselyov President Trump Russia')
+    text = ('phoning her a Ms. Lopez about an hour after she had Ms. Lopez the vote , but Mr. Okafor Mr. Okafor '
+            'congratulations . " Ghana has a Ghana in Lopez , " he said .\n Mr. Haldane President Lopez Ghana')
     offsets, tags = rule_tags(text)
     flagged = {text[s:e] for (s, e), t in zip(offsets, tags) if t != "O"}
-    assert {"Kiselyov", "Putin"} <= flagged
+    assert {"Haldane", "Okafor"} <= flagged
     assert tags[[text[s:e] for s, e in offsets].index("hour")] == "O"
 
 

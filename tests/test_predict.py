@@ -9,8 +9,8 @@ from corefix.cli import main
 from corefix.predict import Restoration, Restorer
 from corefix.render import to_html
 
-DAMAGED = ('sending him a Mr. Trump about an hour after he had Mr. Trump the victor , but the two men have not met . '
-           '" Russia has a Russia in Trump , " he said .\n Mr. Kiselyov President Trump Russia')
+DAMAGED = ('phoning her a Ms. Lopez about an hour after she had Ms. Lopez the vote , but the two leaders have not met . '
+           '" Ghana has a Ghana in Lopez , " he said .\n Mr. Haldane President Lopez Ghana')
 
 
 def run_cli(argv, capsys, stdin: bytes | None = None, monkeypatch=None):
@@ -51,7 +51,7 @@ def test_every_input_and_output_format(model_dir, tmp_path, capsys, monkeypatch)
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "a.txt").write_text(DAMAGED, encoding="utf-8")
-    (folder / "b.txt").write_text("Mr. Putin said he agreed .", encoding="utf-8")
+    (folder / "b.txt").write_text("Mr. Okafor said he agreed .", encoding="utf-8")
     jsonl = tmp_path / "in.jsonl"
     jsonl.write_text(json.dumps({"id": "j1", "text": DAMAGED}) + "\n" + json.dumps({"text": ""}) + "\n")
     code, out, err = run_cli(["predict", "--model", model_dir, "--input", str(folder / "a.txt")], capsys)
@@ -69,7 +69,7 @@ def test_every_input_and_output_format(model_dir, tmp_path, capsys, monkeypatch)
     code, _, _ = run_cli(["predict", "--model", model_dir, "--input", str(folder), "--format", "html",
                           "--output", str(page)], capsys)
     html = page.read_text(encoding="utf-8")
-    assert code == 0 and html.startswith("<!doctype html>") and "Kiselyov" in html and "</html>" in html
+    assert code == 0 and html.startswith("<!doctype html>") and "Haldane" in html and "</html>" in html
     outdir = tmp_path / "outdir"
     outdir.mkdir()
     code, _, _ = run_cli(["predict", "--model", model_dir, "--input", str(folder), "--output", str(outdir)], capsys)

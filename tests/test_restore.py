@@ -13,10 +13,10 @@ def _span(text, frag, label, nth=0):
 
 
 def test_dup_deleted_with_tidy_seams():
-    t = "sending him a Mr. Trump about an hour"
-    assert restore_text(t, [_span(t, "Mr. Trump", "DUP")])[0] == "sending him a about an hour"
-    t = "he said .\n Mr. Kiselyov President Trump"
-    spans = [_span(t, "Mr. Kiselyov", "DUP"), _span(t, "President Trump", "DUP")]
+    t = "phoning her a Ms. Lopez about an hour"
+    assert restore_text(t, [_span(t, "Ms. Lopez", "DUP")])[0] == "phoning her a about an hour"
+    t = "he said .\n Mr. Haldane President Lopez"
+    spans = [_span(t, "Mr. Haldane", "DUP"), _span(t, "President Lopez", "DUP")]
     assert restore_text(t, spans)[0] == "he said ."
     t = "Pernod said Paris was, the firm said."
     assert restore_text(t, [_span(t, "Paris", "DUP")])[0] == "Pernod said was, the firm said."
@@ -26,8 +26,8 @@ def test_dup_deleted_with_tidy_seams():
 
 def test_sub_gets_the_pronoun_that_fits():
     cases = [
-        ("agreeing to review what MOSCOW — President Vladimir V. Putin of Russia and Donald J. Trump consider the poor state",
-         "MOSCOW — President Vladimir V. Putin of Russia and Donald J. Trump", "they"),
+        ("agreeing to review what ACCRA — President Kwame K. Okafor of Ghana and Maria J. Lopez see as the poor state",
+         "ACCRA — President Kwame K. Okafor of Ghana and Maria J. Lopez", "they"),
         ("Mr. Blair said that Mr. Blair would go.", "Mr. Blair", "he"),
         ("The talks , Mr. Blair said , went well for Mr. Blair .", "Mr. Blair", "him"),
         ("Ana Lopez sold Ana Lopez's car. She was glad.", "Ana Lopez's", "her"),

@@ -9,9 +9,9 @@ from corefix.settings import SimulatorSettings
 from corefix.simulate import Simulator, undo
 
 CORRUPTION_STYLE = (
-    "MOSCOW  —  President Vladimir V. Putin of Russia and Donald J. Trump agreed on Friday to review "
-    "what they consider the poor state of relations. Mr. Putin sent him a telegram after he had emerged the "
-    "victor, but the two men have not met. Mr. Kiselyov said Russia has a friend in Trump. "
+    "ACCRA  —  President Kwame K. Okafor of Ghana and Maria J. Lopez agreed on Friday to review "
+    "what they see as the poor state of trade. Mr. Okafor sent her a letter after she had won the "
+    "vote, but the two leaders have not met. Mr. Haldane said Ghana has a friend in Lopez. "
 ) * 3
 
 
@@ -143,8 +143,8 @@ def test_very_long_article(simulator, articles):
     assert len(d.spans) > 50
 
 
-WORDS = ["Mr.", "Putin", "Ana", "Lopez", "he", "she", "his", "her", "they", "it", "its", "the", "firm",
-         "said", "Moscow", "Russia", ",", ".", "and", "two", "men", "high-speed", "\n\n", "\"", "met"]
+WORDS = ["Mr.", "Okafor", "Ana", "Lopez", "he", "she", "his", "her", "they", "it", "its", "the", "firm",
+         "said", "Accra", "Ghana", ",", ".", "and", "two", "men", "high-speed", "\n\n", "\"", "met"]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -3,10 +3,10 @@
 It knows no model, only three regularities of the damage:
 
 1. *adjacent repeated mentions*: a run of capitalised words that splits into
-   two mentions both seen elsewhere in the article ("Mr. Putin Mr. Putin",
-   "Mr. Trump Mr. Putin"): the second is a copy (DUP);
+   two mentions both seen elsewhere in the article ("Mr. Okafor Mr. Okafor",
+   "Ms. Lopez Mr. Okafor"): the second is a copy (DUP);
 2. *a mention where the grammar breaks*: a known name right after an article or
-   possessive ("a Mr. Trump", "his Russia"): a copy (DUP); a long name (4+
+   possessive ("a Ms. Lopez", "his Ghana"): a copy (DUP); a long name (4+
    words) repeated in full: a substituted representative (SUB);
 3. *a trailing run of mentions* after the last sentence: overflow copies (DUP).
 

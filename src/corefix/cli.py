@@ -110,11 +110,10 @@ def _run_evaluate(args):
     if not args.baselines_only:
         if not args.model:
             raise UserError("evaluate needs --model DIR (or --baselines-only)")
-        from .model import load_trained, predict_words
+        from .model import Detector
 
-        model, tokenizer, card = load_trained(args.model)
-        predictions = predict_words(model, tokenizer, [r["text"] for r in records], card.get("max_length", 256),
-                                    card.get("stride", 64), args.batch_size, progress=True)
+        detector = Detector.load(args.model, batch_size=args.batch_size)
+        predictions = detector.predict([r["text"] for r in records], progress=True)
     result = evaluate(records, predictions)
     result["data"] = str(data)
     result["model_dir"] = args.model
@@ -246,6 +245,96 @@ def _render(fmt: str, results) -> str:
     return "".join(f"==> {r.id} <==\n{r.restored}\n\n" for r in results)
 
 
+def _add_benchmark(sub):
+    p = sub.add_parser("benchmark", help="prediction/training throughput and memory against plain baselines")
+    p.add_argument("--model", default=None,
+                   help="trained model directory (default: an untrained head on the default encoder; speed only)")
+    p.add_argument("--data", default="data/bbc-seed/test.jsonl",
+                   help="labelled JSONL to read articles from (built-in sample text when missing)")
+    p.add_argument("--quick", action="store_true", help="a small run (under a minute) that checks everything works")
+    p.add_argument("--out", default="runs/benchmark.json", help="where to write the JSON figures")
+    p.set_defaults(func=_run_benchmark)
+
+
+def _run_benchmark(args):
+    import platform
+    import tempfile
+
+    import torch
+
+    from .benchmark import bench_memory, bench_prediction, bench_training, format_summary, sample_records
+    from .dataset import read_jsonl
+    from .model import DEFAULT_MODEL, Detector, load_tokenizer, new_model
+
+    n_articles, steps, repeats, sizes = (8, 3, 1, [1000, 10000]) if args.quick else (100, 12, 3, [1000, 10000, 100000])
+    data = Path(args.data)
+    records = read_jsonl(data)[:n_articles] if data.is_file() else sample_records(n_articles)
+    tmp = None
+    model_dir = args.model
+    if model_dir is None:
+        tmp = tempfile.TemporaryDirectory()
+        new_model(DEFAULT_MODEL).save_pretrained(tmp.name)
+        load_tokenizer(DEFAULT_MODEL).save_pretrained(tmp.name)
+        model_dir = tmp.name
+    detector = Detector.load(model_dir)
+    card = detector.card
+    result = {
+        "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform(),
+                    "processor": platform.processor(), "torch": torch.__version__,
+                    "cuda": torch.cuda.is_available()},
+        "model": args.model or "untrained head on the default encoder",
+        "articles": len(records), "quick": args.quick,
+    }
+    print("prediction ...", file=sys.stderr)
+    result["prediction"] = bench_prediction(detector, [r["text"] for r in records], repeats)
+    print("training ...", file=sys.stderr)
+    result["training"] = bench_training(card.get("base_model", DEFAULT_MODEL) if args.model else DEFAULT_MODEL,
+                                        records, 8, detector.max_length, detector.stride, steps, repeats,
+                                        bf16=True, case_feature=detector.case_feature)
+    print("memory ...", file=sys.stderr)
+    result["memory"] = bench_memory(model_dir, sizes)
+    if tmp is not None:
+        tmp.cleanup()
+    print(format_summary(result))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def _add_restore_corpus(sub):
+    p = sub.add_parser("restore-corpus", help="restore a whole corpus into shards, resumably and in parallel")
+    p.add_argument("--model", required=True, help="trained model directory (runs/NAME/best)")
+    p.add_argument("--input", required=True, help="JSONL/CSV/Parquet file, folder of .txt, or hub dataset id")
+    p.add_argument("--output", required=True, help="output folder for shard-NNNNN.{jsonl,parquet} and summary.json")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--id-field", default="id")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--num-workers", type=int, default=1, help="local worker processes (each loads the model once)")
+    p.add_argument("--shard-size", type=int, default=500, help="records per output shard")
+    p.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
+    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--split", default="train", help="split of a hub dataset")
+    p.set_defaults(func=_run_restore_corpus)
+
+
+def _run_restore_corpus(args):
+    from .restore_corpus import CorpusJob, restore_corpus
+
+    src = Path(args.input)
+    if src.exists() and Path(args.output).resolve() == src.resolve():
+        raise UserError("--output must differ from --input")
+    job = CorpusJob(args.model, args.input, args.output, args.text_field, args.id_field, args.batch_size,
+                    args.shard_size, args.num_workers, args.format, args.threshold, args.split)
+    summary = restore_corpus(job)
+    failures = summary.pop("failures")
+    print(json.dumps(summary, indent=2))
+    for f in failures[:50]:
+        print(f"failed: {f}", file=sys.stderr)
+    if failures:
+        print(f"{len(failures)} records failed (listed in the shards' .stats.json)", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="corefix", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -256,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_EXTRA_COMMANDS: list = [_add_train, _add_evaluate, _add_predict]
+_EXTRA_COMMANDS: list = [_add_train, _add_evaluate, _add_predict, _add_benchmark, _add_restore_corpus]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -274,3 +363,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -74,27 +74,30 @@ def evaluate(records: list[dict], predictions=None) -> dict:
     }
     if predictions is not None:
         result["model"] = score_system(records, [p.tags() for p in predictions])
-        result["model"]["by_span_length"] = by_span_length(records, [p.tags() for p in predictions])
+        tags = [p.tags() for p in predictions]
+        result["model"]["by_span_length"] = by_span_length(records, tags)
+        result["model"]["by_drift"] = by_drift(records, tags)
         result["model"]["threshold_curve"] = threshold_curve(records, predictions)
     return result
+
+
+def chunks(tags: list[str]) -> set[tuple[str, int, int]]:
+    """(label, first word, one past the last word) of each IOB2 chunk."""
+    out, cur = set(), None
+    for i, t in enumerate(list(tags) + ["O"]):
+        if cur and not (t.startswith("I-") and t[2:] == cur[0]):
+            out.add((cur[0], cur[1], i))
+            cur = None
+        if t.startswith("B-") or (t.startswith("I-") and cur is None):
+            cur = (t[2:], i)
+    return out
 
 
 def by_span_length(records: list[dict], pred_tags: list[list[str]]) -> dict:
     """Span precision/recall/F1 by span length in words (1, 2, 3, 4+)."""
     buckets: dict[str, dict[str, int]] = {}
-
-    def chunks(tags):
-        out, cur = set(), None
-        for i, t in enumerate(tags + ["O"]):
-            if cur and not (t.startswith("I-") and t[2:] == cur[0]):
-                out.add((cur[0], cur[1], i))
-                cur = None
-            if t.startswith("B-") or (t.startswith("I-") and cur is None):
-                cur = (t[2:], i)
-        return out
-
     for r, pt in zip(records, pred_tags):
-        gold, pred = chunks(list(r["tags"])), chunks(list(pt))
+        gold, pred = chunks(r["tags"]), chunks(pt)
         for kind, spans in (("gold", gold), ("pred", pred)):
             for label, a, b in spans:
                 key = str(min(b - a, 4)) + ("+" if b - a >= 4 else "")
@@ -109,6 +112,43 @@ def by_span_length(records: list[dict], pred_tags: list[list[str]]) -> dict:
         rcl = bk["hit"] / bk["gold"] if bk["gold"] else 0.0
         out[key] = {"precision": p, "recall": rcl, "f1": 2 * p * rcl / (p + rcl) if p + rcl else 0.0,
                     "gold": bk["gold"], "predicted": bk["pred"]}
+    return out
+
+
+def by_drift(records: list[dict], pred_tags: list[list[str]]) -> dict:
+    """Recall of gold spans by how far their rewrite drifted (0 = in place; "tail" = overflow or glued)."""
+    counts: dict[str, list[int]] = {}
+    for r, pt in zip(records, pred_tags):
+        pred = chunks(pt)
+        offsets = word_offsets(r["text"])
+        for s in r["spans"]:
+            words = [i for i, (a, b) in enumerate(offsets) if a < s["end"] and s["start"] < b]
+            if not words:
+                continue
+            drift = s.get("drift", 0)
+            key = "tail" if drift is None else str(drift)
+            hit = (s["label"], words[0], words[-1] + 1) in pred
+            counts.setdefault(key, [0, 0])
+            counts[key][0] += hit
+            counts[key][1] += 1
+    return {k: {"recall": h / n, "gold": n} for k, (h, n) in sorted(counts.items())}
+
+
+def per_article(records: list[dict], pred_tags: list[list[str]]) -> list[dict]:
+    """Each article's span F1 with its missed and spurious spans (character offsets)."""
+    out = []
+    for r, pt in zip(records, pred_tags):
+        gold, pred = chunks(r["tags"]), chunks(pt)
+        offsets = word_offsets(r["text"])
+        hit = len(gold & pred)
+        p = hit / len(pred) if pred else 1.0
+        rc = hit / len(gold) if gold else 1.0
+
+        def chars(spans):
+            return [{"start": offsets[a][0], "end": offsets[b - 1][1], "label": lb} for lb, a, b in sorted(spans, key=lambda x: x[1])]
+
+        out.append({"id": r["id"], "f1": 2 * p * rc / (p + rc) if p + rc else 0.0, "gold": len(gold),
+                    "missed": chars(gold - pred), "spurious": chars(pred - gold)})
     return out
 
 
@@ -184,6 +224,10 @@ def write_report(result: dict, out_dir: str | Path, title: str = "corefix evalua
                   "|---|---|---|---|---|---|"]
         for k, v in model["by_span_length"].items():
             lines.append(f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['gold']} | {v['predicted']} |")
+        lines.append("")
+        lines += ["## Recall by drift (model)", "", "| drift | recall | gold spans |", "|---|---|---|"]
+        for k, v in model["by_drift"].items():
+            lines.append(f"| {k} | {v['recall']:.3f} | {v['gold']} |")
         lines.append("")
     lines += [f"![plots]({f})" for f in figures]
     path = out_dir / "report.md"

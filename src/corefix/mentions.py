@@ -18,7 +18,7 @@ from .pronouns import PRONOUNS
 ENTITY_LABELS = {"PERSON", "ORG", "GPE", "NORP", "LOC", "FAC"}
 
 # Words that, standing right before a person's name, belong to the mention
-# ("Mr. Putin", "Prime Minister Tony Blair"). Leaving them out is the most
+# ("Mr. Okafor", "Prime Minister Tony Blair"). Leaving them out is the most
 # common boundary error of naive detectors.
 TITLE_WORDS = {
     "mr", "mr.", "mrs", "mrs.", "ms", "ms.", "dr", "dr.", "sir", "lord", "lady",

@@ -91,12 +91,19 @@ def load_trained(path: str | Path, device: str | None = None):
 # encoding
 
 
-def encode_words(tokenizer, words: list[str], max_length: int, stride: int, tags: list[str] | None = None):
+def encode_words(tokenizer, words: list[str], max_length: int, stride: int, tags: list[str] | None = None,
+                 case_feature: bool = False):
     """Overlapping windows of one article's words: a list of feature dicts.
 
     Each dict has ``input_ids``, ``attention_mask``, ``word_ids`` (None for
     special tokens) and, when ``tags`` are given, ``labels`` (first sub-word of
     each word in the window, -100 elsewhere).
+
+    With ``case_feature``, ``token_type_ids`` is 1 on the sub-words of words
+    that start with a capital letter: an uncased encoder (the default MiniLM
+    lower-cases its input) otherwise cannot see capitalisation, the strongest
+    surface cue of an inserted name. The token-type embedding is trained with
+    the rest of the model.
     """
     if not words:
         return []
@@ -112,6 +119,8 @@ def encode_words(tokenizer, words: list[str], max_length: int, stride: int, tags
     for w in range(len(enc["input_ids"])):
         word_ids = enc.word_ids(w)
         feat = {"input_ids": enc["input_ids"][w], "attention_mask": enc["attention_mask"][w], "word_ids": word_ids}
+        if case_feature:
+            feat["token_type_ids"] = [int(wid is not None and words[wid][:1].isupper()) for wid in word_ids]
         if tags is not None:
             labels = []
             prev = None
@@ -160,6 +169,7 @@ def predict_words(
     stride: int = 64,
     batch_size: int = 32,
     progress: bool = False,
+    case_feature: bool = False,
 ) -> list[WordPredictions]:
     """Word-level tag probabilities for each text, batched across articles.
 
@@ -173,7 +183,7 @@ def predict_words(
     feats = []  # (article index, window features)
     for a, (text, offs) in enumerate(zip(texts, offsets)):
         words = [text[s:e] for s, e in offs]
-        for f in encode_words(tokenizer, words, max_length, stride):
+        for f in encode_words(tokenizer, words, max_length, stride, case_feature=case_feature):
             feats.append((a, f))
     n_tags = len(TAGS)
     probs = [np.zeros((len(o), n_tags), dtype=np.float32) for o in offsets]
@@ -185,11 +195,15 @@ def predict_words(
         longest = max(len(feats[i][1]["input_ids"]) for i in batch)
         ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), longest), dtype=torch.long)
+        types = torch.zeros((len(batch), longest), dtype=torch.long)
         for r, i in enumerate(batch):
             f = feats[i][1]
             ids[r, : len(f["input_ids"])] = torch.tensor(f["input_ids"])
             mask[r, : len(f["input_ids"])] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            if case_feature:
+                types[r, : len(f["input_ids"])] = torch.tensor(f["token_type_ids"])
+        extra = {"token_type_ids": types.to(device)} if case_feature else {}
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **extra).logits
         p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         for r, i in enumerate(batch):
             a, f = feats[i]
@@ -206,3 +220,25 @@ def predict_words(
                     best_margin[a][wid] = margin
                     probs[a][wid] = p[r, t]
     return [WordPredictions(o, pr) for o, pr in zip(offsets, probs)]
+
+
+class Detector:
+    """A trained model with its tokenizer and window settings: texts in, word predictions out."""
+
+    def __init__(self, model, tokenizer, card: dict | None = None, batch_size: int = 32):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.card = card or {}
+        self.batch_size = batch_size
+        self.max_length = int(self.card.get("max_length", 256))
+        self.stride = int(self.card.get("stride", 64))
+        self.case_feature = bool(self.card.get("case_feature", False))
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None, batch_size: int = 32) -> "Detector":
+        model, tokenizer, card = load_trained(path, device)
+        return cls(model, tokenizer, card, batch_size)
+
+    def predict(self, texts: list[str], progress: bool = False) -> list[WordPredictions]:
+        return predict_words(self.model, self.tokenizer, texts, self.max_length, self.stride, self.batch_size,
+                             progress=progress, case_feature=self.case_feature)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .labels import tags_to_spans
-from .model import load_trained, predict_words
+from .model import Detector
 from .restore import restore_text
 
 
@@ -35,28 +35,20 @@ class Restoration:
 class Restorer:
     """A trained detector plus the restoration rules."""
 
-    def __init__(self, model, tokenizer, card: dict | None = None, threshold: float | None = None,
-                 batch_size: int = 32):
-        self.model = model
-        self.tokenizer = tokenizer
-        self.card = card or {}
+    def __init__(self, detector: Detector, threshold: float | None = None):
+        self.detector = detector
         self.threshold = threshold
-        self.batch_size = batch_size
-        self.max_length = int(self.card.get("max_length", 256))
-        self.stride = int(self.card.get("stride", 64))
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | None = None, **kwargs) -> "Restorer":
+    def from_pretrained(cls, path: str | Path, device: str | None = None, threshold: float | None = None,
+                        batch_size: int = 32) -> "Restorer":
         """Load a model directory written by training (safetensors weights only)."""
-        model, tokenizer, card = load_trained(path, device)
-        return cls(model, tokenizer, card, **kwargs)
+        return cls(Detector.load(path, device, batch_size), threshold)
 
     def predict_spans(self, texts: list[str], progress: bool = False) -> list[list[dict]]:
         """Character spans (start, end, label, score) predicted in each text."""
-        preds = predict_words(self.model, self.tokenizer, texts, self.max_length, self.stride,
-                              self.batch_size, progress=progress)
         out = []
-        for p in preds:
+        for p in self.detector.predict(texts, progress=progress):
             spans = tags_to_spans(p.offsets, p.tags(self.threshold), p.scores())
             for s in spans:
                 s["score"] = round(float(s["score"]), 4)
@@ -64,13 +56,13 @@ class Restorer:
         return out
 
     def restore_many(self, texts: list[str], ids: list[str] | None = None, progress: bool = False) -> list[Restoration]:
+        """Spans and restored text of each article; empty texts come back unchanged."""
         ids = ids or [str(i) for i in range(len(texts))]
         todo = [i for i, t in enumerate(texts) if t.strip()]
         spans_of = dict(zip(todo, self.predict_spans([texts[i] for i in todo], progress=progress)))
         out = []
         for i, (art_id, text) in enumerate(zip(ids, texts)):
-            spans = spans_of.get(i, [])
-            restored, spans = restore_text(text, spans)
+            restored, spans = restore_text(text, spans_of.get(i, []))
             out.append(Restoration(art_id, text, spans, restored))
         return out
 

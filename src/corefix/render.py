@@ -22,7 +22,8 @@ def to_jsonl_line(rec) -> str:
     return json.dumps(rec.to_record(), ensure_ascii=False)
 
 
-def _marked_input(text: str, spans: list[dict]) -> str:
+def marked_html(text: str, spans: list[dict]) -> str:
+    """``text`` as escaped HTML with each span wrapped in a marked ``<span>``."""
     out, prev = [], 0
     for s in sorted(spans, key=lambda s: s["start"]):
         out.append(html.escape(text[prev:s["start"]]))
@@ -51,7 +52,7 @@ def to_html(records, title: str = "corefix: restored articles") -> str:
         n_sub = len(rec.spans) - n_dup
         parts.append(f"<h2>{html.escape(rec.id)}</h2>")
         parts.append(f'<p class="meta">{n_dup} copies removed, {n_sub} substitutions replaced</p>')
-        parts.append('<div class="pair"><div><b>damaged input</b>\n' + _marked_input(rec.text, rec.spans)
+        parts.append('<div class="pair"><div><b>damaged input</b>\n' + marked_html(rec.text, rec.spans)
                      + "</div><div><b>restored</b>\n" + html.escape(rec.restored) + "</div></div>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

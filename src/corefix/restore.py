@@ -59,10 +59,14 @@ def _words_after(text: str, pos: int, n: int = 2) -> list[str]:
     return _WORD.findall(text[pos:pos + 80])[:n]
 
 
-def pronoun_gender(text: str, start: int, end: int) -> str:
-    """m, f, n or p for the representative ``text[start:end]``."""
+def pronoun_gender(text: str, start: int, end: int, plural: bool | None = None, entity: str = "") -> str:
+    """m, f, n or p for the representative ``text[start:end]``.
+
+    ``plural`` (the verb agreement of the slot) and ``entity`` (spaCy's entity
+    label of the slot) come from :func:`_parse_slot` when available.
+    """
     rep = text[start:end].strip()
-    low = rep.lower().rstrip("'s").strip()
+    low = re.sub(r"(?:'s|’s|')$", "", rep.lower()).strip()
     words = [w.strip(".").lower() for w in low.split() if w.strip(".")]
     if low in PRONOUNS:
         return PRONOUNS[low].gender
@@ -72,6 +76,12 @@ def pronoun_gender(text: str, start: int, end: int) -> str:
         return "m"
     if words and words[0] in FEMALE_WORDS:
         return "f"
+    if plural:
+        return "p"
+    if entity in ("ORG", "GPE", "LOC", "FAC", "PRODUCT", "WORK_OF_ART", "LAW", "EVENT"):
+        return "n"
+    if entity == "NORP":
+        return "p" if low.endswith("s") else "n"
     if words and (words[-1] in ORG_WORDS or any(w in ORG_WORDS for w in words)):
         return "n"
     if words and words[0] == "the":
@@ -87,17 +97,54 @@ def pronoun_gender(text: str, start: int, end: int) -> str:
     is_name = all(w[:1].isupper() for w in rep.split() if w[:1].isalpha())
     if is_name and len(rep.split()) >= 2 and counts["m"] == counts["f"] == 0:
         counts["m"] += 0.5  # two capitalised words and no pronoun evidence: most often a person's name
-    if words and words[0] in PERSON_TITLES:
+    if words and words[0] in PERSON_TITLES or entity == "PERSON":
         counts["n"] = counts["p"] = 0
+        if counts["m"] == counts["f"] == 0:
+            return "m"
     best = max(counts, key=lambda g: (counts[g], g == "n"))
     return best if counts[best] else "n"
 
 
-def pronoun_case(text: str, start: int, end: int) -> str:
-    """subj, obj or poss for the slot ``text[start:end]``."""
+PARSE_CASE = {
+    "nsubj": "subj", "nsubjpass": "subj", "csubj": "subj", "expl": "subj",
+    "dobj": "obj", "pobj": "obj", "dative": "obj", "obj": "obj", "iobj": "obj", "agent": "obj",
+    "poss": "poss", "compound": "poss", "nmod": "poss",
+}
+
+
+def _parse_slot(text: str, start: int, end: int):
+    """spaCy's view of the slot: (case or None, plural verb agreement or None, entity label or "")."""
+    from .mentions import load_nlp
+
+    lo = max(0, start - 200)
+    hi = min(len(text), end + 200)
+    doc = load_nlp()(text[lo:hi])
+    span = doc.char_span(start - lo, end - lo, alignment_mode="expand")
+    if span is None or len(span) == 0:
+        return None, None, ""
+    root = span.root
+    case = PARSE_CASE.get(root.dep_)
+    if case == "poss" and root.dep_ in ("compound", "nmod") and not (root.head.i > root.i and root.head.pos_ in ("NOUN", "PROPN", "NUM")):
+        case = None
+    plural = None
+    if root.dep_ in ("nsubj", "nsubjpass"):
+        verb = root.head
+        aux = [c for c in verb.children if c.dep_ in ("aux", "auxpass") and c.i > root.i] or [verb]
+        tag = aux[0].tag_
+        plural = True if tag == "VBP" or aux[0].lower_ in ("are", "were", "have") else False if tag == "VBZ" or aux[0].lower_ in ("is", "was", "has") else None
+    labels = [t.ent_type_ for t in span if t.ent_type_]
+    return case, plural, (labels[-1] if labels else "")
+
+
+def pronoun_case(text: str, start: int, end: int, parsed_case: str | None = None) -> str:
+    """subj, obj or poss for the slot ``text[start:end]``: the parser's reading, else word rules."""
     rep = text[start:end].rstrip()
     if rep.endswith(("'s", "’s", "s'")):
         return "poss"
+    return parsed_case or _case_by_rules(text, start, end)
+
+
+def _case_by_rules(text: str, start: int, end: int) -> str:
     before = [w.lower() for w in _words_before(text, start)]
     after = [w.lower() for w in _words_after(text, end)]
     prev = before[-1] if before else ""
@@ -123,7 +170,8 @@ def at_sentence_start(text: str, pos: int) -> bool:
 
 def choose_pronoun(text: str, start: int, end: int) -> str:
     """The pronoun that best replaces the representative at ``text[start:end]``."""
-    p = pronoun_for(pronoun_gender(text, start, end), pronoun_case(text, start, end))
+    case, plural, entity = _parse_slot(text, start, end)
+    p = pronoun_for(pronoun_gender(text, start, end, plural, entity), pronoun_case(text, start, end, case))
     return p.capitalize() if at_sentence_start(text, start) else p
 
 

@@ -49,6 +49,7 @@ class Edit:
     label: str  # "SUB" or "DUP"
     restore: str = ""
     glued: str = ""  # a second copy glued right after the insert (DUP)
+    drift: int = 0  # how many tokens right of its mention the rewrite landed
 
 
 @dataclass
@@ -269,7 +270,7 @@ def _plan(toks, clusters, profile: Profile, style: str, rng: random.Random, has_
             if profile.variants.glued_double and rng.random() < profile.variants.glued_double:
                 edit.glued = text
         else:
-            edit = Edit(a, b, text, "DUP")
+            edit = Edit(a, b, text, "DUP", drift=shift)
         for j in range(a, b):
             used[j] = True
         edits.append(edit)
@@ -320,12 +321,12 @@ def _apply(toks: list[Tok], edits: list[Edit], tail: list[str]):
         overwritten = _span_text(toks, e.start, e.end)
         out.append(e.insert)
         spans.append({"start": pos, "end": pos + len(e.insert), "label": e.label,
-                      "overwritten": overwritten, "restore": e.restore})
+                      "overwritten": overwritten, "restore": e.restore, "drift": e.drift})
         pos += len(e.insert)
         if e.glued:
             out.append(e.glued)
             spans.append({"start": pos, "end": pos + len(e.glued), "label": "DUP",
-                          "overwritten": "", "restore": ""})
+                          "overwritten": "", "restore": "", "drift": None})
             pos += len(e.glued)
         ws = toks[e.end - 1].ws
         out.append(ws)
@@ -335,7 +336,7 @@ def _apply(toks: list[Tok], edits: list[Edit], tail: list[str]):
         piece = ("\n " if k == 0 else " ") + text
         out.append(piece)
         spans.append({"start": pos, "end": pos + len(piece), "label": "DUP",
-                      "overwritten": "", "restore": ""})
+                      "overwritten": "", "restore": "", "drift": None})
         pos += len(piece)
     return "".join(out), spans
 

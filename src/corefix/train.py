@@ -50,6 +50,8 @@ class TrainConfig:
     eval_every: int = 200  # optimizer steps between validations
     eval_docs: int | None = 150  # validation articles used during training (None: all)
     log_every: int = 10
+    case_feature: bool = True  # feed capitalisation through token_type_ids (needs type_vocab_size >= 2)
+    inserted_weight: float = 1.0  # loss weight of the non-O tags (inserted words are ~10 % of words)
     seed: int = 42
     mixed_precision: str = "auto"  # auto, no, fp16, bf16
     train_limit: int | None = None  # use only the first N training articles
@@ -85,11 +87,11 @@ def _mixed_precision(choice: str) -> str:
     return "no"
 
 
-def build_features(records: list[dict], tokenizer, max_length: int, stride: int) -> list[dict]:
-    """Training windows (input_ids, attention_mask, labels) of all records."""
+def build_features(records: list[dict], tokenizer, max_length: int, stride: int, case_feature: bool = False) -> list[dict]:
+    """Training windows (input_ids, attention_mask, labels[, token_type_ids]) of all records."""
     feats = []
     for r in records:
-        for f in encode_words(tokenizer, r["words"], max_length, stride, tags=r["tags"]):
+        for f in encode_words(tokenizer, r["words"], max_length, stride, tags=r["tags"], case_feature=case_feature):
             f.pop("word_ids")
             feats.append(f)
     return feats
@@ -109,10 +111,16 @@ def length_grouped_order(lengths: list[int], batch_size: int, seed: int) -> list
     return [j for b in batches for j in b]
 
 
+def case_feature_of(model, wanted: bool) -> bool:
+    """The case feature is used only where the encoder has two token types."""
+    return bool(wanted) and getattr(model.config, "type_vocab_size", 1) >= 2
+
+
 def validate(model, tokenizer, records: list[dict], cfg: TrainConfig) -> dict:
     """Span scores of ``model`` on ``records`` (whole articles, windows merged)."""
     model.eval()
-    preds = predict_words(model, tokenizer, [r["text"] for r in records], cfg.max_length, cfg.stride)
+    preds = predict_words(model, tokenizer, [r["text"] for r in records], cfg.max_length, cfg.stride,
+                          case_feature=case_feature_of(model, cfg.case_feature))
     model.train()
     return span_scores([r["tags"] for r in records], [p.tags() for p in preds])
 
@@ -124,6 +132,7 @@ def save_model(model, tokenizer, out_dir: Path, cfg: TrainConfig, extra: dict) -
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     card = {"max_length": cfg.max_length, "stride": cfg.stride, "base_model": cfg.model,
+            "case_feature": case_feature_of(model, cfg.case_feature),
             "train_config": dataclasses.asdict(cfg), **extra}
     (tmp / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
     if out_dir.exists():
@@ -156,7 +165,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     val_records = read_jsonl(data_dir / "validation.jsonl")
     if cfg.eval_docs:
         val_records = val_records[: cfg.eval_docs]
-    feats = build_features(train_records, tokenizer, cfg.max_length, cfg.stride)
+    feats = build_features(train_records, tokenizer, cfg.max_length, cfg.stride, case_feature_of(model, cfg.case_feature))
     if not feats:
         raise ValueError(f"{data_dir / 'train.jsonl'}: no training windows")
     lengths = [len(f["input_ids"]) for f in feats]
@@ -173,6 +182,13 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     scheduler = get_scheduler("linear", optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    class_weights = torch.tensor([1.0] + [cfg.inserted_weight] * 4, device=accelerator.device)
+
+    def compute_loss(batch):
+        labels = batch.pop("labels")
+        logits = model(**batch).logits
+        return torch.nn.functional.cross_entropy(
+            logits.float().view(-1, logits.shape[-1]), labels.view(-1), weight=class_weights, ignore_index=-100)
 
     state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "best_f1": -1.0, "elapsed_s": 0.0, "best": None}
     last_dir = run_dir / "last"
@@ -223,7 +239,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
         running = 0.0
         for batch in loader:
             with accelerator.accumulate(model):
-                loss = model(**batch).loss
+                loss = compute_loss(batch)
                 accelerator.backward(loss)
                 optimizer.step()
                 scheduler.step()

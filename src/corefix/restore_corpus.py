@@ -1,0 +1,195 @@
+"""Restore a whole damaged corpus: streamed, sharded, resumable, parallel.
+
+The input is streamed record by record (JSONL, CSV, Parquet, a folder of
+``.txt``, or a hub dataset id) and cut into shards of ``shard_size`` records in
+input order. Shard ``k`` belongs to worker ``k % num_workers``; each finished
+shard is written atomically (a temporary file renamed into place) with a small
+``.stats.json`` beside it. A rerun of the same command skips every shard whose
+output exists, so a killed run continues from the last finished shard and
+produces the same files as an uninterrupted one.
+
+Workers are local processes (``--num-workers``) or, under ``accelerate launch``
+/ ``torchrun``, the processes of that launch (``RANK``/``WORLD_SIZE``), each
+on its own device; both can be combined.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .corpus import iter_corpus
+
+FORMATS = ("jsonl", "parquet")
+
+
+@dataclass
+class CorpusJob:
+    model: str
+    input: str
+    output: str
+    text_field: str = "text"
+    id_field: str = "id"
+    batch_size: int = 32
+    shard_size: int = 500
+    num_workers: int = 1
+    format: str = "jsonl"
+    threshold: float | None = None
+    split: str = "train"
+
+
+def shard_path(out_dir: Path, k: int, fmt: str) -> Path:
+    return out_dir / f"shard-{k:05d}.{fmt}"
+
+
+def iter_shards(job: CorpusJob):
+    """(shard index, raw records) in input order; bad records included (handled later)."""
+    shard, k = [], 0
+    for rec in _iter_raw(job):
+        shard.append(rec)
+        if len(shard) == job.shard_size:
+            yield k, shard
+            shard, k = [], k + 1
+    if shard:
+        yield k, shard
+
+
+def _iter_raw(job: CorpusJob):
+    """Every record of the input, in order, with a marker where a record could not be read."""
+    from .corpus import LoadReport
+
+    pending: list[str] = []
+    report = LoadReport(listener=pending.append)
+    # keep_empty: empty texts come back unchanged; unreadable records become failure markers
+    for art in iter_corpus(job.input, job.text_field, job.id_field, job.split, report, keep_empty=True):
+        while pending:
+            yield {"__problem__": pending.pop(0)}
+        yield {**art.extra, job.id_field: art.id, job.text_field: art.text}
+    while pending:
+        yield {"__problem__": pending.pop(0)}
+
+
+def _process_shard(restorer, job: CorpusJob, records: list[dict]):
+    rows, failures, stats = [], [], {"articles": 0, "words": 0, "removed": 0, "replaced": 0, "undamaged": 0}
+    good = []
+    for rec in records:
+        if "__problem__" in rec:
+            failures.append({"record": rec["__problem__"]})
+            continue
+        good.append(rec)
+    results = restorer.restore_many([r[job.text_field] for r in good], [str(r[job.id_field]) for r in good])
+    for rec, res in zip(good, results):
+        row = dict(rec)
+        row["restored"] = res.restored
+        row["spans"] = res.spans
+        rows.append(row)
+        stats["articles"] += 1
+        stats["words"] += len(res.text.split())
+        stats["removed"] += sum(s["label"] == "DUP" for s in res.spans)
+        stats["replaced"] += sum(s["label"] == "SUB" for s in res.spans)
+        stats["undamaged"] += not res.spans
+    stats["failures"] = failures
+    return rows, stats
+
+
+def _write_shard(path: Path, rows: list[dict], fmt: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    if fmt == "jsonl":
+        with open(tmp, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), tmp)
+    os.replace(tmp, path)
+
+
+def run_worker(job: CorpusJob, worker: int, n_workers: int, device: str | None = None, progress: bool = True) -> dict:
+    """Process the shards of one worker; returns its summary counts."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from .predict import Restorer
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_workers))
+    out_dir = Path(job.output)
+    restorer = Restorer.from_pretrained(job.model, device=device, threshold=job.threshold, batch_size=job.batch_size)
+    done = {"shards": 0, "skipped_shards": 0, "articles": 0}
+    bar = tqdm(desc=f"worker {worker}", unit="article", disable=not progress, position=worker)
+    start = time.monotonic()
+    for k, records in iter_shards(job):
+        if k % n_workers != worker:
+            continue
+        path = shard_path(out_dir, k, job.format)
+        if path.exists() and path.with_suffix(".stats.json").exists():
+            done["skipped_shards"] += 1
+            continue
+        rows, stats = _process_shard(restorer, job, records)
+        _write_shard(path, rows, job.format)
+        path.with_suffix(".stats.json").write_text(json.dumps(stats), encoding="utf-8")
+        done["shards"] += 1
+        done["articles"] += stats["articles"]
+        bar.update(len(records))
+        bar.set_postfix(articles_per_s=f"{done['articles'] / max(time.monotonic() - start, 1e-9):.1f}")
+    bar.close()
+    return done
+
+
+def _worker_entry(args):
+    job, worker, n_workers = args
+    return run_worker(job, worker, n_workers, progress=True)
+
+
+def summarize(out_dir: str | Path) -> dict:
+    """Totals over every finished shard's ``.stats.json``."""
+    total = {"shards": 0, "articles": 0, "words": 0, "removed": 0, "replaced": 0, "undamaged": 0, "failures": []}
+    for f in sorted(Path(out_dir).glob("shard-*.stats.json")):
+        s = json.loads(f.read_text(encoding="utf-8"))
+        total["shards"] += 1
+        for k in ("articles", "words", "removed", "replaced", "undamaged"):
+            total[k] += s[k]
+        total["failures"].extend(s["failures"])
+    words = max(total["words"], 1)
+    total["removed_per_100_words"] = 100 * total["removed"] / words
+    total["replaced_per_100_words"] = 100 * total["replaced"] / words
+    return total
+
+
+def restore_corpus(job: CorpusJob, progress: bool = True) -> dict:
+    """Run the job with ``num_workers`` local processes (times the launch's processes); return the summary."""
+    if job.format not in FORMATS:
+        raise ValueError(f"unknown output format {job.format!r} (use {' or '.join(FORMATS)})")
+    if job.shard_size < 1 or job.num_workers < 1:
+        raise ValueError("--shard-size and --num-workers must be at least 1")
+    from .model import check_model_dir
+
+    check_model_dir(job.model)
+    out_dir = Path(job.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rank = int(os.environ.get("RANK", 0))
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    n_workers = world * job.num_workers
+    device = None
+    if world > 1:
+        import torch
+
+        if torch.cuda.is_available():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    ids = [rank * job.num_workers + i for i in range(job.num_workers)]
+    start = time.monotonic()
+    if job.num_workers == 1:
+        run_worker(job, ids[0], n_workers, device=device, progress=progress)
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(job.num_workers) as pool:
+            pool.map(_worker_entry, [(job, w, n_workers) for w in ids])
+    summary = summarize(out_dir)
+    summary["seconds"] = time.monotonic() - start
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary

@@ -1,0 +1,73 @@
+import json
+
+import pytest
+
+from corefix.restore_corpus import CorpusJob, restore_corpus, shard_path
+
+TEXT = ('phoning her a Ms. Lopez about an hour after she had Ms. Lopez the vote , but the two leaders have not met . '
+        '" Ghana has a Ghana in Lopez , " he said .\n Mr. Haldane President Lopez Ghana')
+
+
+@pytest.fixture()
+def corpus(tmp_path):
+    f = tmp_path / "corpus.jsonl"
+    lines = []
+    for i in range(11):
+        lines.append(json.dumps({"id": f"n{i}", "text": TEXT if i % 3 else "", "source": "wire", "year": 2000 + i}))
+        if i == 4:
+            lines.append("{broken json")
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return f
+
+
+def _files(d):
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.name.startswith("shard-")}
+
+
+def test_shards_keep_columns_and_summarise(tiny_model, corpus, tmp_path):
+    out = tmp_path / "out"
+    summary = restore_corpus(CorpusJob(str(tiny_model[0]), str(corpus), str(out), shard_size=4), progress=False)
+    rows = [json.loads(line) for k in range(3) for line in shard_path(out, k, "jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [f"n{i}" for i in range(11)]
+    assert all(r["source"] == "wire" and r["year"] == 2000 + int(r["id"][1:]) for r in rows)
+    assert all(set(r) == {"id", "text", "source", "year", "restored", "spans"} for r in rows)
+    assert [r["restored"] for r in rows if not r["text"]] == [""] * 4
+    assert summary["articles"] == 11 and len(summary["failures"]) == 1
+    assert "invalid JSON" in summary["failures"][0]["record"]
+    assert json.loads((out / "summary.json").read_text())["articles"] == 11
+
+
+def test_resume_after_a_kill_gives_identical_output(tiny_model, corpus, tmp_path):
+    job = dict(model=str(tiny_model[0]), input=str(corpus), shard_size=3)
+    full = tmp_path / "full"
+    restore_corpus(CorpusJob(output=str(full), **job), progress=False)
+    killed = tmp_path / "killed"
+    restore_corpus(CorpusJob(output=str(killed), **job), progress=False)
+    # what a kill leaves: later shards missing, one shard written without its stats, a half-written temp file
+    for k in (2, 3):
+        shard_path(killed, k, "jsonl").unlink()
+        shard_path(killed, k, "jsonl").with_suffix(".stats.json").unlink()
+    shard_path(killed, 1, "jsonl").with_suffix(".stats.json").unlink()
+    (killed / "shard-00002.jsonl.tmp").write_text('{"id": "half', encoding="utf-8")
+    summary = restore_corpus(CorpusJob(output=str(killed), **job), progress=False)
+    assert _files(killed) == _files(full)
+    assert summary["articles"] == 11
+
+
+def test_parquet_output_and_two_workers_match_one(tiny_model, corpus, tmp_path):
+    import pyarrow.parquet as pq
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    restore_corpus(CorpusJob(str(tiny_model[0]), str(corpus), str(one), shard_size=4, format="parquet"), progress=False)
+    restore_corpus(CorpusJob(str(tiny_model[0]), str(corpus), str(two), shard_size=4, format="parquet", num_workers=2),
+                   progress=False)
+    t1 = [pq.read_table(shard_path(one, k, "parquet")).to_pylist() for k in range(3)]
+    t2 = [pq.read_table(shard_path(two, k, "parquet")).to_pylist() for k in range(3)]
+    assert t1 == t2 and t1[0][0]["source"] == "wire"
+
+
+def test_bad_jobs(tiny_model, corpus, tmp_path):
+    with pytest.raises(ValueError):
+        restore_corpus(CorpusJob(str(tiny_model[0]), str(corpus), str(tmp_path / "o"), format="xml"))
+    with pytest.raises(ValueError, match="not found"):
+        restore_corpus(CorpusJob(str(tmp_path / "nomodel"), str(corpus), str(tmp_path / "o")))
