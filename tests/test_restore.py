@@ -32,10 +32,10 @@ def test_sub_gets_the_pronoun_that_fits():
         ("The talks , Mr. Blair said , went well for Mr. Blair .", "Mr. Blair", "him"),
         ("Ana Lopez sold Ana Lopez's car. She was glad.", "Ana Lopez's", "her"),
         ("Nestle is to raise Nestle dividend by 11 %.", "Nestle", "its"),
-        ("The firm said. Pernod Ricard said it was fine.", "Pernod Ricard", "It"),
+        ("Shares rose. Microsoft said it was fine.", "Microsoft", "It"),
     ]
     for text, frag, want in cases:
-        nth = 1 if text.count(frag) > 1 and frag != "Pernod Ricard" else 0
+        nth = 1 if text.count(frag) > 1 else 0
         s = _span(text, frag, "SUB", nth)
         got = choose_pronoun(text, s["start"], s["end"])
         assert got == want, (text, got)

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from corefix.labels import spans_to_tags, tags_to_spans, word_offsets
 from corefix.settings import SimulatorSettings
-from corefix.simulate import Simulator, undo
+from corefix.simulate import DATELINES, Simulator, undo
 
 CORRUPTION_STYLE = (
     "ACCRA  —  President Kwame K. Okafor of Ghana and Maria J. Lopez agreed on Friday to review "
@@ -133,7 +133,14 @@ def test_bad_or_odd_input_never_crashes_or_loses_text(simulator, text):
     for k in range(3):
         d = simulator.damage("odd", text, sample=k)
         assert undo(d.text, d.spans) == d.original
-        assert d.original.split() == simulator.damage("odd", text, sample=k).original.split()
+        # the clean text keeps the input's characters in order (a dateline may lead; the
+        # tokenized style drops hyphenated words and adds spaces), and nothing else
+        kept = iter("".join(text.split()))
+        body = "".join(d.original.split())
+        for prefix in ["", *["".join(c.split()) + "—" for c in DATELINES]]:
+            if body.startswith(prefix):
+                rest = body[len(prefix):]
+        assert all(ch in kept for ch in rest), (text, d.original)
 
 
 def test_very_long_article(simulator, articles):

@@ -80,3 +80,4 @@ def test_config_overrides_and_unknown_keys(tmp_path):
     assert cfg.batch_size == 4 and cfg.max_steps == 9 and cfg.run_dir == "x"
     with pytest.raises(ValueError):
         TrainConfig.from_yaml(f, ["nonsense=1"])
+
