@@ -81,3 +81,14 @@ def test_config_overrides_and_unknown_keys(tmp_path):
     with pytest.raises(ValueError):
         TrainConfig.from_yaml(f, ["nonsense=1"])
 
+
+
+def test_segmented_prediction_covers_every_word_and_agrees(tiny_model):
+    best, _ = tiny_model
+    model, tok, _ = load_trained(best)
+    text = " ".join(f"Mr. Okafor{i % 7} said he met them , the firm said ." for i in range(120))
+    whole = predict_words(model, tok, [text, "short one ."], max_length=64, stride=16, segment_words=10**9)[0]
+    parts = predict_words(model, tok, [text, "short one ."], max_length=64, stride=16, segment_words=150)[0]
+    assert (parts.probs.sum(-1) > 0.99).all(), "a word got no prediction"
+    agree = sum(a == b for a, b in zip(whole.tags(), parts.tags())) / len(whole.tags())
+    assert agree > 0.97, agree

@@ -47,32 +47,49 @@ def pipeline_word_tags(pipe, text: str) -> list[str]:
     return tags
 
 
-def bench_prediction(detector: Detector, texts: list[str], repeats: int = 3) -> dict:
+def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batch_size: int = 32) -> dict:
+    """Words/s of corefix's predict path at each precision against the plain pipeline."""
     from transformers import pipeline
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    from .metrics import span_scores
+
+    texts = [r["text"] for r in records]
     n_words = sum(len(word_offsets(t)) for t in texts)
-    pipe = pipeline("token-classification", model=detector.model, tokenizer=detector.tokenizer,
-                    stride=detector.stride, device=detector.model.device)
-    # The pipeline's default max length is the tokenizer's; keep it to the model's window.
-    pipe.tokenizer.model_max_length = detector.max_length
-    ours, theirs = [], []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        preds = detector.predict(texts)
-        ours.append(n_words / (time.perf_counter() - t))
-        t = time.perf_counter()
-        base_tags = [pipeline_word_tags(pipe, x) for x in texts]
-        theirs.append(n_words / (time.perf_counter() - t))
-    our_tags = [p.tags() for p in preds]
-    same = sum(a == b for ot, bt in zip(our_tags, base_tags) for a, b in zip(ot, bt))
-    return {
-        "words": n_words,
-        "corefix_words_per_s": _median_spread(ours),
-        "pipeline_words_per_s": _median_spread(theirs),
-        "speedup": statistics.median(ours) / statistics.median(theirs),
-        "same_decisions": same / max(n_words, 1),
-    }
+    fp32 = Detector.load(model_dir, batch_size=batch_size)
+    pipe = pipeline("token-classification", model=fp32.model, tokenizer=fp32.tokenizer, stride=fp32.stride,
+                    device=fp32.model.device)
+    pipe.tokenizer.model_max_length = fp32.max_length  # the same window as corefix's
+
+    def timed(fn):
+        runs, out = [], None
+        for _ in range(repeats):
+            t = time.perf_counter()
+            out = fn()
+            runs.append(n_words / (time.perf_counter() - t))
+        return runs, out
+
+    base_runs, base_tags = timed(lambda: [pipeline_word_tags(pipe, x) for x in texts])
+    result = {"words": n_words, "pipeline_words_per_s": _median_spread(base_runs), "paths": {}}
+    # Decisions against the pipeline: the pipeline cannot feed the case feature, so compare both
+    # on the same inputs (token types all 0).
+    case = fp32.case_feature
+    fp32.case_feature = False
+    plain = [p.tags() for p in fp32.predict(texts)]
+    fp32.case_feature = case
+    result["same_decisions_as_pipeline"] = sum(
+        a == b for pt, bt in zip(plain, base_tags) for a, b in zip(pt, bt)) / max(n_words, 1)
+    gold = [r["tags"] for r in records] if all("tags" in r for r in records) else None
+    for precision in ("fp32", "bf16", "int8"):
+        det = fp32 if precision == "fp32" else Detector.load(model_dir, batch_size=batch_size, precision=precision)
+        runs, preds = timed(lambda: det.predict(texts))
+        rec = {"words_per_s": _median_spread(runs), "speedup": statistics.median(runs) / statistics.median(base_runs)}
+        if gold is not None:
+            rec["micro_span_f1"] = span_scores(gold, [p.tags() for p in preds]).get("micro", {}).get("f1", 0.0)
+        result["paths"][precision] = rec
+    if gold is not None:
+        for rec in result["paths"].values():
+            rec["f1_change_points"] = 100 * (rec["micro_span_f1"] - result["paths"]["fp32"]["micro_span_f1"])
+    return result
 
 
 def bench_training(model_name: str, records: list[dict], batch_size: int, max_length: int, stride: int,
@@ -132,14 +149,33 @@ def bench_training(model_name: str, records: list[dict], batch_size: int, max_le
 
 
 MEMORY_CHILD = r"""
-import json, resource, sys
+import json, sys, threading, time
 from corefix.model import Detector
+
+def rss_kib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
 d = Detector.load(sys.argv[1], batch_size=int(sys.argv[3]))
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 words = ("Mr. Okafor said he met the two men in Accra , and they agreed . " * 100000).split()[: int(sys.argv[2])]
-d.predict([" ".join(words)])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"model_loaded_kib": base, "peak_kib": peak}))
+text = " ".join(words)
+d.predict([text[:2000]])  # warm up: first-call allocations are not the article's
+loaded = rss_kib()
+peak = [loaded]
+done = threading.Event()
+
+def sample():
+    while not done.is_set():
+        peak[0] = max(peak[0], rss_kib())
+        time.sleep(0.005)
+
+t = threading.Thread(target=sample)
+t.start()
+d.predict([text])
+done.set()
+t.join()
+peak[0] = max(peak[0], rss_kib())
+print(json.dumps({"model_loaded_kib": loaded, "peak_kib": peak[0]}))
 """
 
 
@@ -154,7 +190,9 @@ def bench_memory(model_dir: str, sizes: list[int], batch_size: int = 32) -> dict
     for n in sizes:
         rec = out[str(n)]
         rec["peak_mib"] = rec["peak_kib"] / 1024
+        rec["loaded_mib"] = rec["model_loaded_kib"] / 1024
         rec["ratio_to_smallest"] = rec["peak_kib"] / first["peak_kib"]
+        rec["growth_over_loaded_mib"] = (rec["peak_kib"] - rec["model_loaded_kib"]) / 1024
     return out
 
 
@@ -179,9 +217,13 @@ def format_summary(result: dict) -> str:
     lines = ["| measure | corefix | baseline | ratio |", "|---|---|---|---|"]
     p = result.get("prediction")
     if p:
-        lines.append(f"| prediction, words/s | {p['corefix_words_per_s']['median']:.0f} | "
-                     f"{p['pipeline_words_per_s']['median']:.0f} (pipeline) | {p['speedup']:.2f}x |")
-        lines.append(f"| same decisions as the pipeline | {100 * p['same_decisions']:.2f} % of words | | |")
+        base = p["pipeline_words_per_s"]["median"]
+        for name, rec in p["paths"].items():
+            f1 = f", span F1 {rec['micro_span_f1']:.4f} ({rec['f1_change_points']:+.2f} pts)" if "micro_span_f1" in rec else ""
+            lines.append(f"| prediction {name}, words/s{f1} | {rec['words_per_s']['median']:.0f} | "
+                         f"{base:.0f} (pipeline, fp32) | {rec['speedup']:.2f}x |")
+        lines.append(f"| same decisions as the pipeline (same inputs, fp32) | "
+                     f"{100 * p['same_decisions_as_pipeline']:.2f} % of words | | |")
     t = result.get("training")
     if t:
         lines.append(f"| training, real tokens/s | {t['corefix_tokens_per_s']['median']:.0f} | "
@@ -191,6 +233,7 @@ def format_summary(result: dict) -> str:
     m = result.get("memory")
     if m:
         for n, rec in m.items():
-            lines.append(f"| peak RSS, one {int(n):,}-word article | {rec['peak_mib']:.0f} MiB | | "
+            lines.append(f"| peak RSS, one {int(n):,}-word article | {rec['peak_mib']:.0f} MiB "
+                         f"(+{rec['growth_over_loaded_mib']:.0f} over the loaded model) | | "
                          f"{rec['ratio_to_smallest']:.2f}x of the smallest |")
     return "\n".join(lines)

@@ -41,9 +41,9 @@ class Restorer:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | None = None, threshold: float | None = None,
-                        batch_size: int = 32) -> "Restorer":
+                        batch_size: int = 32, precision: str = "fp32") -> "Restorer":
         """Load a model directory written by training (safetensors weights only)."""
-        return cls(Detector.load(path, device, batch_size), threshold)
+        return cls(Detector.load(path, device, batch_size, precision), threshold)
 
     def predict_spans(self, texts: list[str], progress: bool = False) -> list[list[dict]]:
         """Character spans (start, end, label, score) predicted in each text."""

@@ -39,6 +39,7 @@ class CorpusJob:
     format: str = "jsonl"
     threshold: float | None = None
     split: str = "train"
+    precision: str = "fp32"
 
 
 def shard_path(out_dir: Path, k: int, fmt: str) -> Path:
@@ -118,9 +119,12 @@ def run_worker(job: CorpusJob, worker: int, n_workers: int, device: str | None =
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_workers))
     out_dir = Path(job.output)
-    restorer = Restorer.from_pretrained(job.model, device=device, threshold=job.threshold, batch_size=job.batch_size)
+    restorer = Restorer.from_pretrained(job.model, device=device, threshold=job.threshold, batch_size=job.batch_size,
+                                        precision=job.precision)
     done = {"shards": 0, "skipped_shards": 0, "articles": 0}
-    bar = tqdm(desc=f"worker {worker}", unit="article", disable=not progress, position=worker)
+    total = _count_records(job)
+    bar = tqdm(desc=f"worker {worker}", unit="article", disable=not progress, position=worker,
+               total=None if total is None else -(-total // n_workers))
     start = time.monotonic()
     for k, records in iter_shards(job):
         if k % n_workers != worker:
@@ -138,6 +142,15 @@ def run_worker(job: CorpusJob, worker: int, n_workers: int, device: str | None =
         bar.set_postfix(articles_per_s=f"{done['articles'] / max(time.monotonic() - start, 1e-9):.1f}")
     bar.close()
     return done
+
+
+def _count_records(job: CorpusJob) -> int | None:
+    """Records in a local JSONL input (a cheap line count, for the progress bar's ETA); None otherwise."""
+    path = Path(job.input)
+    if not (path.is_file() and path.suffix.lower() in (".jsonl", ".json")):
+        return None
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
 
 
 def _worker_entry(args):
