@@ -204,8 +204,8 @@ def predict_words(
     n_tags = len(TAGS)
     probs = [np.zeros((len(o), n_tags), dtype=np.float32) for o in offsets]
     best_margin = [np.full(len(o), -1, dtype=np.int64) for o in offsets]
-    units = [(a, ws, we) for a, o in enumerate(offsets) if o
-             for ws, we in _segments(len(o), segment_words, min(SEGMENT_OVERLAP, segment_words // 2))]
+    overlap = min(SEGMENT_OVERLAP, segment_words // 2)
+    units = [(a, ws, we) for a, o in enumerate(offsets) if o for ws, we in _segments(len(o), segment_words, overlap)]
     groups, cur, size = [], [], 0
     for u in units:
         cur.append(u)
@@ -254,7 +254,7 @@ def predict_words(
                     if margin > best_margin[a][ws + wid]:
                         best_margin[a][ws + wid] = margin
                         probs[a][ws + wid] = p[r, t]
-        bar.update(sum(we - ws for _, ws, we in group))
+        bar.update(sum(we - ws - (overlap if ws else 0) for _, ws, we in group))  # words new to the bar
     bar.close()
     return [WordPredictions(o, pr) for o, pr in zip(offsets, probs)]
 
