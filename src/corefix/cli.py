@@ -273,7 +273,7 @@ def _run_benchmark(args):
 
     from .benchmark import bench_memory, bench_prediction, bench_training, format_summary, sample_records
     from .dataset import read_jsonl
-    from .model import DEFAULT_MODEL, Detector, load_tokenizer, new_model
+    from .model import CARD_FILE, DEFAULT_MODEL, load_tokenizer, new_model
 
     n_articles, steps, repeats, train_repeats, sizes = (
         (8, 3, 1, 1, [1000, 10000]) if args.quick else (100, 8, 3, 2, [1000, 10000, 100000]))
@@ -286,9 +286,8 @@ def _run_benchmark(args):
         new_model(DEFAULT_MODEL).save_pretrained(tmp.name)
         load_tokenizer(DEFAULT_MODEL).save_pretrained(tmp.name)
         model_dir = tmp.name
-    detector = Detector.load(model_dir)
-    card = detector.card
-    del detector.model
+    card_file = Path(model_dir) / CARD_FILE
+    card = json.loads(card_file.read_text(encoding="utf-8")) if card_file.is_file() else {}
     result = {
         "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform(),
                     "processor": platform.processor(), "torch": torch.__version__,
@@ -300,8 +299,8 @@ def _run_benchmark(args):
     result["prediction"] = bench_prediction(model_dir, records, repeats)
     print("training ...", file=sys.stderr)
     result["training"] = bench_training(card.get("base_model", DEFAULT_MODEL) if args.model else DEFAULT_MODEL,
-                                        records, 8, detector.max_length, detector.stride, steps, train_repeats,
-                                        bf16=True, case_feature=detector.case_feature)
+                                        records, 8, card.get("max_length", 256), card.get("stride", 64), steps,
+                                        train_repeats, bf16=True, case_feature=card.get("case_feature", False))
     print("memory ...", file=sys.stderr)
     result["memory"] = bench_memory(model_dir, sizes)
     if tmp is not None:
