@@ -213,6 +213,43 @@ def sample_records(n: int, simulator=None) -> list[dict]:
     return [sim.damage(f"sample-{i}", SAMPLE * (1 + i % 6), sample=i).to_record() for i in range(n)]
 
 
+def run_benchmark(model: str | None, data: str, quick: bool) -> dict:
+    """All three measurements; ``model`` None uses an untrained head on the default encoder (speed only)."""
+    import platform
+    import tempfile
+    from pathlib import Path
+
+    from .dataset import read_jsonl
+    from .model import CARD_FILE, DEFAULT_MODEL
+
+    n_articles, steps, repeats, train_repeats, sizes = (
+        (8, 3, 1, 1, [1000, 10000]) if quick else (100, 8, 3, 2, [1000, 10000, 100000]))
+    records = read_jsonl(data)[:n_articles] if Path(data).is_file() else sample_records(n_articles)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = model
+        if model_dir is None:
+            new_model(DEFAULT_MODEL).save_pretrained(tmp)
+            load_tokenizer(DEFAULT_MODEL).save_pretrained(tmp)
+            model_dir = tmp
+        card_file = Path(model_dir) / CARD_FILE
+        card = json.loads(card_file.read_text(encoding="utf-8")) if card_file.is_file() else {}
+        result = {
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
+                        "torch": torch.__version__, "cuda": torch.cuda.is_available()},
+            "model": model or "untrained head on the default encoder",
+            "articles": len(records), "quick": quick,
+        }
+        print("prediction ...", file=sys.stderr)
+        result["prediction"] = bench_prediction(model_dir, records, repeats)
+        print("training ...", file=sys.stderr)
+        result["training"] = bench_training(card.get("base_model", DEFAULT_MODEL) if model else DEFAULT_MODEL,
+                                            records, 8, card.get("max_length", 256), card.get("stride", 64), steps,
+                                            train_repeats, bf16=True, case_feature=card.get("case_feature", False))
+        print("memory ...", file=sys.stderr)
+        result["memory"] = bench_memory(model_dir, sizes)
+    return result
+
+
 def format_summary(result: dict) -> str:
     lines = ["| measure | corefix | baseline | ratio |", "|---|---|---|---|"]
     p = result.get("prediction")

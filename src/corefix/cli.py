@@ -266,45 +266,9 @@ def _add_benchmark(sub):
 
 
 def _run_benchmark(args):
-    import platform
-    import tempfile
+    from .benchmark import format_summary, run_benchmark
 
-    import torch
-
-    from .benchmark import bench_memory, bench_prediction, bench_training, format_summary, sample_records
-    from .dataset import read_jsonl
-    from .model import CARD_FILE, DEFAULT_MODEL, load_tokenizer, new_model
-
-    n_articles, steps, repeats, train_repeats, sizes = (
-        (8, 3, 1, 1, [1000, 10000]) if args.quick else (100, 8, 3, 2, [1000, 10000, 100000]))
-    data = Path(args.data)
-    records = read_jsonl(data)[:n_articles] if data.is_file() else sample_records(n_articles)
-    tmp = None
-    model_dir = args.model
-    if model_dir is None:
-        tmp = tempfile.TemporaryDirectory()
-        new_model(DEFAULT_MODEL).save_pretrained(tmp.name)
-        load_tokenizer(DEFAULT_MODEL).save_pretrained(tmp.name)
-        model_dir = tmp.name
-    card_file = Path(model_dir) / CARD_FILE
-    card = json.loads(card_file.read_text(encoding="utf-8")) if card_file.is_file() else {}
-    result = {
-        "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform(),
-                    "processor": platform.processor(), "torch": torch.__version__,
-                    "cuda": torch.cuda.is_available()},
-        "model": args.model or "untrained head on the default encoder",
-        "articles": len(records), "quick": args.quick,
-    }
-    print("prediction ...", file=sys.stderr)
-    result["prediction"] = bench_prediction(model_dir, records, repeats)
-    print("training ...", file=sys.stderr)
-    result["training"] = bench_training(card.get("base_model", DEFAULT_MODEL) if args.model else DEFAULT_MODEL,
-                                        records, 8, card.get("max_length", 256), card.get("stride", 64), steps,
-                                        train_repeats, bf16=True, case_feature=card.get("case_feature", False))
-    print("memory ...", file=sys.stderr)
-    result["memory"] = bench_memory(model_dir, sizes)
-    if tmp is not None:
-        tmp.cleanup()
+    result = run_benchmark(args.model, args.data, args.quick)
     print(format_summary(result))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

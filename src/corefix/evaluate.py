@@ -73,8 +73,8 @@ def evaluate(records: list[dict], predictions=None) -> dict:
         "oracle": score_system(records, [r["tags"] for r in records], [r["spans"] for r in records]),
     }
     if predictions is not None:
-        result["model"] = score_system(records, [p.tags() for p in predictions])
         tags = [p.tags() for p in predictions]
+        result["model"] = score_system(records, tags)
         result["model"]["by_span_length"] = by_span_length(records, tags)
         result["model"]["by_drift"] = by_drift(records, tags)
         result["model"]["threshold_curve"] = threshold_curve(records, predictions)

@@ -110,8 +110,9 @@ def _write_shard(path: Path, rows: list[dict], fmt: str) -> None:
     os.replace(tmp, path)
 
 
-def run_worker(job: CorpusJob, worker: int, n_workers: int, device: str | None = None, progress: bool = True) -> dict:
-    """Process the shards of one worker; returns its summary counts."""
+def run_worker(job: CorpusJob, worker: int, n_workers: int, device: str | None = None, progress: bool = True,
+               total: int | None = None) -> dict:
+    """Process the shards of one worker; returns its summary counts. ``total``: records in the input, if known."""
     import torch
     from tqdm.auto import tqdm
 
@@ -122,7 +123,6 @@ def run_worker(job: CorpusJob, worker: int, n_workers: int, device: str | None =
     restorer = Restorer.from_pretrained(job.model, device=device, threshold=job.threshold, batch_size=job.batch_size,
                                         precision=job.precision)
     done = {"shards": 0, "skipped_shards": 0, "articles": 0}
-    total = _count_records(job)
     bar = tqdm(desc=f"worker {worker}", unit="article", disable=not progress, position=worker,
                total=None if total is None else -(-total // n_workers))
     start = time.monotonic()
@@ -154,8 +154,8 @@ def _count_records(job: CorpusJob) -> int | None:
 
 
 def _worker_entry(args):
-    job, worker, n_workers = args
-    return run_worker(job, worker, n_workers, progress=True)
+    job, worker, n_workers, total = args
+    return run_worker(job, worker, n_workers, progress=True, total=total)
 
 
 def summarize(out_dir: str | Path) -> dict:
@@ -194,14 +194,15 @@ def restore_corpus(job: CorpusJob, progress: bool = True) -> dict:
         if torch.cuda.is_available():
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     ids = [rank * job.num_workers + i for i in range(job.num_workers)]
+    total = _count_records(job)
     start = time.monotonic()
     if job.num_workers == 1:
-        run_worker(job, ids[0], n_workers, device=device, progress=progress)
+        run_worker(job, ids[0], n_workers, device=device, progress=progress, total=total)
     else:
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(job.num_workers) as pool:
-            pool.map(_worker_entry, [(job, w, n_workers) for w in ids])
+            pool.map(_worker_entry, [(job, w, n_workers, total) for w in ids])
     summary = summarize(out_dir)
     summary["seconds"] = time.monotonic() - start
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

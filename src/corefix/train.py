@@ -116,11 +116,11 @@ def case_feature_of(model, wanted: bool) -> bool:
     return bool(wanted) and getattr(model.config, "type_vocab_size", 1) >= 2
 
 
-def validate(model, tokenizer, records: list[dict], cfg: TrainConfig) -> dict:
+def validate(model, tokenizer, records: list[dict], cfg: TrainConfig, case_feature: bool) -> dict:
     """Span scores of ``model`` on ``records`` (whole articles, windows merged)."""
     model.eval()
     preds = predict_words(model, tokenizer, [r["text"] for r in records], cfg.max_length, cfg.stride,
-                          case_feature=case_feature_of(model, cfg.case_feature))
+                          case_feature=case_feature)
     model.train()
     return span_scores([r["tags"] for r in records], [p.tags() for p in preds])
 
@@ -132,7 +132,6 @@ def save_model(model, tokenizer, out_dir: Path, cfg: TrainConfig, extra: dict) -
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     card = {"max_length": cfg.max_length, "stride": cfg.stride, "base_model": cfg.model,
-            "case_feature": case_feature_of(model, cfg.case_feature),
             "train_config": dataclasses.asdict(cfg), **extra}
     (tmp / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
     if out_dir.exists():
@@ -165,7 +164,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     val_records = read_jsonl(data_dir / "validation.jsonl")
     if cfg.eval_docs:
         val_records = val_records[: cfg.eval_docs]
-    feats = build_features(train_records, tokenizer, cfg.max_length, cfg.stride, case_feature_of(model, cfg.case_feature))
+    case_feature = case_feature_of(model, cfg.case_feature)
+    feats = build_features(train_records, tokenizer, cfg.max_length, cfg.stride, case_feature)
     if not feats:
         raise ValueError(f"{data_dir / 'train.jsonl'}: no training windows")
     lengths = [len(f["input_ids"]) for f in feats]
@@ -210,7 +210,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
 
     def evaluate_and_checkpoint():
         unwrapped = accelerator.unwrap_model(model)
-        scores = validate(unwrapped, tokenizer, val_records, cfg) if accelerator.is_main_process else {}
+        scores = validate(unwrapped, tokenizer, val_records, cfg, case_feature) if accelerator.is_main_process else {}
         if accelerator.is_main_process:
             f1 = scores.get("micro", {}).get("f1", 0.0)
             log({"step": state["step"], "eval": scores})
@@ -218,7 +218,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
                 state["best_f1"] = f1
                 state["best"] = {"step": state["step"], "validation": scores}
                 save_model(unwrapped, tokenizer, run_dir / "best", cfg,
-                           {"simulator": sim_settings, "step": state["step"], "validation": scores})
+                           {"case_feature": case_feature, "simulator": sim_settings, "step": state["step"], "validation": scores})
             accelerator.print(f"step {state['step']}: validation micro F1 {f1:.4f} (best {state['best_f1']:.4f})")
         accelerator.wait_for_everyone()
         accelerator.save_state(str(last_dir))
