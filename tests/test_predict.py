@@ -108,6 +108,30 @@ def test_bad_inputs_give_one_line_errors(model_dir, tmp_path, capsys):
     assert code == 1 and "bad.txt" in err and out.strip()
 
 
+def test_bad_inference_options_give_one_line_errors(model_dir, tiny_data, tmp_path, capsys):
+    good = tmp_path / "good.txt"
+    good.write_text(DAMAGED, encoding="utf-8")
+    for command in ("predict", "evaluate"):
+        for option, fragment in [(["--threshold", "1.5"], "--threshold"), (["--overlap", "-3"], "--overlap"),
+                                 (["--overlap", "500"], "overlap must be between"), (["--batch-size", "0"], "--batch-size")]:
+            where = ["--input", str(good)] if command == "predict" else ["--data", str(tiny_data / "train.jsonl")]
+            code, _, err = run_cli([command, "--model", model_dir, *where, *option], capsys)
+            assert code != 0 and fragment in err and "Traceback" not in err, (command, option, err)
+
+
+def test_smaller_overlap_still_gives_every_word_one_decision(model_dir):
+    from corefix.labels import word_offsets
+    from corefix.model import Detector
+
+    text = " ".join([DAMAGED] * 12)
+    full = Detector.load(model_dir).predict([text])[0]
+    none = Detector.load(model_dir, overlap=0).predict([text])[0]
+    assert len(none.tags()) == len(full.tags()) == len(word_offsets(text))
+    assert (none.probs.sum(-1) > 0.99).all()  # every word got probabilities from some window
+    agree = sum(a == b for a, b in zip(none.tags(), full.tags())) / len(full.tags())
+    assert agree > 0.8
+
+
 def test_bad_model_dirs(model_dir, tmp_path, capsys):
     art = tmp_path / "a.txt"
     art.write_text(DAMAGED, encoding="utf-8")
@@ -140,3 +164,14 @@ def test_html_escapes_and_marks():
                       "a <b> c")
     page = to_html([rec])
     assert "&lt;b&gt;" in page and 'class="dup"' in page and "x&lt;1&gt;" in page
+
+
+def test_a_span_never_starts_at_a_title_full_stop():
+    from corefix.labels import keep_titles
+
+    words = ["then", "Mr", ".", "Haldane", "state", "said", "Dr", ".", "Okafor", "."]
+    tags = ["O", "O", "B-DUP", "I-DUP", "O", "O", "B-SUB", "I-SUB", "I-SUB", "O"]
+    assert keep_titles(words, tags) == ["O", "B-DUP", "I-DUP", "I-DUP", "O", "O", "B-SUB", "I-SUB", "I-SUB", "O"]
+    # a sentence-final stop after an ordinary word, and a flagged title itself, stay as they are
+    plain = ["in", "Accra", ".", "Okafor", "left"]
+    assert keep_titles(plain, ["O", "O", "B-DUP", "I-DUP", "O"]) == ["O", "O", "B-DUP", "I-DUP", "O"]

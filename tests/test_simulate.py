@@ -102,6 +102,19 @@ def test_raw_style_keeps_prose(simulator):
     assert sim.damage("x", text).original == text
 
 
+def test_us_style_titles_are_part_of_the_copies(simulator):
+    text = "Mr Okafor met Dr Haldane in the US on Friday. Mr Okafor said he liked the US. Dr Haldane agreed with him."
+    us = Simulator(_forced(surface={"tokenized": 0.0, "dateline": 0.0, "title_periods": 1.0},
+                           replace={"pronoun": 1.0}), nlp=simulator.nlp)
+    d = us.damage("x", text)
+    check_record(d)
+    assert d.original == text.replace("Mr ", "Mr. ").replace("Dr ", "Dr. ").replace("US", "U.S.")
+    copies = [d.text[s["start"]:s["end"]] for s in d.spans]
+    assert copies and all(c.startswith(("Mr. ", "Dr. ")) for c in copies if c.startswith(("Mr", "Dr"))), copies
+    uk = Simulator(_forced(surface={"tokenized": 0.0, "dateline": 0.0, "title_periods": 0.0}), nlp=simulator.nlp)
+    assert uk.damage("x", text).original == text
+
+
 def test_resolver_variants(simulator, articles):
     settings = SimulatorSettings.from_dict({
         "mixture": {"resolvers": 1.0},

@@ -4,7 +4,7 @@ import pytest
 
 from corefix.dataset import read_jsonl
 from corefix.model import Detector, encode_words, load_trained, new_model, predict_words
-from corefix.train import TrainConfig, length_grouped_order, train
+from corefix.train import TrainConfig, configure_model, length_grouped_order, train
 
 
 def _log(run):
@@ -92,3 +92,70 @@ def test_segmented_prediction_covers_every_word_and_agrees(tiny_model):
     assert (parts.probs.sum(-1) > 0.99).all(), "a word got no prediction"
     agree = sum(a == b for a, b in zip(whole.tags(), parts.tags())) / len(whole.tags())
     assert agree > 0.97, agree
+
+
+def test_configure_model_sets_dropout_and_freezes_word_embeddings(tiny_encoder):
+    import torch
+
+    model = new_model(tiny_encoder)
+    configure_model(model, TrainConfig(dropout=0.0, freeze_word_embeddings=True))
+    drops = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops and all(p == 0.0 for p in drops)
+    assert model.config.hidden_dropout_prob == 0.0
+    assert not model.get_input_embeddings().weight.requires_grad
+    assert all(p.requires_grad for n, p in model.named_parameters() if "word_embeddings" not in n)
+    model.train()  # no dropout: two training-mode passes agree exactly
+    ids = torch.tensor([[101, 2000, 2001, 102]])
+    assert torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)
+    with pytest.raises(ValueError, match="dropout"):
+        configure_model(new_model(tiny_encoder), TrainConfig(dropout=1.5))
+    untouched = new_model(tiny_encoder)
+    configure_model(untouched, TrainConfig())
+    assert untouched.get_input_embeddings().weight.requires_grad
+    assert any(m.p > 0 for m in untouched.modules() if isinstance(m, torch.nn.Dropout))
+
+
+def test_best_threshold_picks_the_lowest_perfect_threshold():
+    import numpy as np
+
+    from corefix.metrics import best_threshold
+    from corefix.model import WordPredictions
+
+    probs = np.array([
+        [0.9, 0.0, 0.0, 0.1, 0.0],    # inserted 0.10
+        [0.6, 0.0, 0.0, 0.4, 0.0],    # inserted 0.40: arg-max says O
+        [0.2, 0.0, 0.0, 0.0, 0.8],    # inserted 0.80
+        [0.75, 0.0, 0.0, 0.25, 0.0],  # inserted 0.25
+    ], dtype=np.float32)
+    pred = WordPredictions([(0, 1), (2, 3), (4, 5), (6, 7)], probs)
+    gold = [["O", "B-DUP", "I-DUP", "O"]]
+    assert pred.tags() == ["O", "O", "I-DUP", "O"]  # no threshold of its own: arg-max
+    assert best_threshold(gold, [pred]) == (0.3, 1.0)
+    pred.threshold = 0.3
+    assert pred.tags() == gold[0] and pred.tags(None) == ["O", "O", "I-DUP", "O"]
+
+
+def test_training_writes_the_calibrated_threshold_and_predict_uses_it(tiny_model, tiny_data):
+    from corefix.metrics import THRESHOLDS
+    from corefix.predict import Restorer
+
+    best, run = tiny_model
+    card = json.loads((best / "corefix.json").read_text())
+    cal = card["calibration"]
+    assert cal["articles"] == len(read_jsonl(tiny_data / "validation.jsonl")[:200])
+    assert cal["best_threshold"] in THRESHOLDS
+    if card["threshold"] is None:
+        assert cal["threshold_f1"] <= cal["argmax_f1"]
+    else:
+        assert card["threshold"] == cal["best_threshold"] and cal["threshold_f1"] > cal["argmax_f1"]
+    assert Detector.load(best).threshold == card["threshold"]
+    assert Restorer.from_pretrained(best, threshold=0.95).detector.threshold == 0.95
+
+
+def test_first_subwords_of_a_window():
+    from corefix.model import _first_subwords
+
+    pos, wid = _first_subwords([None, 0, 0, 1, 2, 2, 2, None])
+    assert pos.tolist() == [1, 3, 4] and wid.tolist() == [0, 1, 2]
+    pos, wid = _first_subwords([None, 5, 6, 6, None])  # a window that starts mid-article
+    assert pos.tolist() == [1, 2] and wid.tolist() == [5, 6]

@@ -47,8 +47,14 @@ def pipeline_word_tags(pipe, text: str) -> list[str]:
     return tags
 
 
+# (name, precision, overlap): overlap None keeps the training stride, the same windows as the pipeline's
+PREDICTION_PATHS = (("fp32", "fp32", None), ("fp32, overlap 32", "fp32", 32), ("bf16", "bf16", None),
+                    ("bf16, overlap 32", "bf16", 32), ("int8", "int8", None))
+
+
 def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batch_size: int = 32) -> dict:
-    """Words/s of corefix's predict path at each precision against the plain pipeline."""
+    """Words/s of corefix's predict paths against the plain pipeline, measured in interleaved rounds
+    (pipeline, then every path, ``repeats`` times) so that a slow spell of a shared machine hits all alike."""
     from transformers import pipeline
 
     from .metrics import span_scores
@@ -59,33 +65,41 @@ def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batc
     pipe = pipeline("token-classification", model=fp32.model, tokenizer=fp32.tokenizer, stride=fp32.stride,
                     device=fp32.model.device)
     pipe.tokenizer.model_max_length = fp32.max_length  # the same window as corefix's
+    detectors = {name: fp32 if (precision, overlap) == ("fp32", None) else
+                 Detector.load(model_dir, batch_size=batch_size, precision=precision, overlap=overlap)
+                 for name, precision, overlap in PREDICTION_PATHS}
+    runs: dict[str, list[float]] = {"pipeline": [], **{name: [] for name in detectors}}
+    outputs: dict = {}
 
-    def timed(fn):
-        runs, out = [], None
-        for _ in range(repeats):
-            t = time.perf_counter()
-            out = fn()
-            runs.append(n_words / (time.perf_counter() - t))
-        return runs, out
+    def timed(name, fn):
+        t = time.perf_counter()
+        outputs[name] = fn()
+        runs[name].append(n_words / (time.perf_counter() - t))
 
-    base_runs, base_tags = timed(lambda: [pipeline_word_tags(pipe, x) for x in texts])
-    result = {"words": n_words, "pipeline_words_per_s": _median_spread(base_runs), "paths": {}}
+    for _ in range(repeats):
+        timed("pipeline", lambda: [pipeline_word_tags(pipe, x) for x in texts])
+        for name, det in detectors.items():
+            timed(name, lambda: det.predict(texts))
+    base = statistics.median(runs["pipeline"])
+    result = {"words": n_words, "pipeline_words_per_s": _median_spread(runs["pipeline"]), "paths": {}}
     # Decisions against the pipeline: the pipeline cannot feed the case feature, so compare both
     # on the same inputs (token types all 0).
     case = fp32.case_feature
     fp32.case_feature = False
-    plain = [p.tags() for p in fp32.predict(texts)]
+    plain = [p.tags(None, titles=False) for p in fp32.predict(texts)]  # arg-max, as the pipeline decides
     fp32.case_feature = case
     result["same_decisions_as_pipeline"] = sum(
-        a == b for pt, bt in zip(plain, base_tags) for a, b in zip(pt, bt)) / max(n_words, 1)
+        a == b for pt, bt in zip(plain, outputs["pipeline"]) for a, b in zip(pt, bt)) / max(n_words, 1)
     gold = [r["tags"] for r in records] if all("tags" in r for r in records) else None
-    for precision in ("fp32", "bf16", "int8"):
-        det = fp32 if precision == "fp32" else Detector.load(model_dir, batch_size=batch_size, precision=precision)
-        runs, preds = timed(lambda: det.predict(texts))
-        rec = {"words_per_s": _median_spread(runs), "speedup": statistics.median(runs) / statistics.median(base_runs)}
+    reference = [p.tags() for p in outputs["fp32"]]
+    for name, det in detectors.items():
+        tags = [p.tags() for p in outputs[name]]
+        rec = {"precision": det.precision, "overlap": det.stride, "words_per_s": _median_spread(runs[name]),
+               "speedup": statistics.median(runs[name]) / base,
+               "same_decisions_as_fp32": sum(a == b for x, y in zip(tags, reference) for a, b in zip(x, y)) / max(n_words, 1)}
         if gold is not None:
-            rec["micro_span_f1"] = span_scores(gold, [p.tags() for p in preds]).get("micro", {}).get("f1", 0.0)
-        result["paths"][precision] = rec
+            rec["micro_span_f1"] = span_scores(gold, tags).get("micro", {}).get("f1", 0.0)
+        result["paths"][name] = rec
     if gold is not None:
         for rec in result["paths"].values():
             rec["f1_change_points"] = 100 * (rec["micro_span_f1"] - result["paths"]["fp32"]["micro_span_f1"])
@@ -93,11 +107,17 @@ def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batc
 
 
 def bench_training(model_name: str, records: list[dict], batch_size: int, max_length: int, stride: int,
-                   steps: int, repeats: int, bf16: bool, case_feature: bool) -> dict:
-    """Real tokens per second of corefix's batching against padding to max_length."""
+                   steps: int, repeats: int, bf16: bool, case_feature: bool, recipe: dict | None = None) -> dict:
+    """Real tokens per second of corefix's batching against padding to max_length.
+
+    ``recipe`` (the run's ``dropout`` / ``freeze_word_embeddings``) adds a
+    measurement of corefix's loop with the model configured as the run trains
+    it; the loop-against-baseline ratio keeps the encoder's own settings on
+    both sides.
+    """
     from transformers import DataCollatorForTokenClassification
 
-    from .train import build_features, length_grouped_order
+    from .train import TrainConfig, build_features, configure_model, length_grouped_order
 
     tokenizer = load_tokenizer(model_name)
     feats = build_features(records, tokenizer, max_length, stride, case_feature)
@@ -106,11 +126,13 @@ def bench_training(model_name: str, records: list[dict], batch_size: int, max_le
     dynamic = DataCollatorForTokenClassification(tokenizer)
     padded = DataCollatorForTokenClassification(tokenizer, padding="max_length", max_length=max_length)
 
-    def run(collate, use_bf16, idx):
+    def run(collate, use_bf16, idx, configured=False):
         torch.manual_seed(0)
         model = new_model(model_name)
+        if configured:
+            configure_model(model, TrainConfig(**recipe))
         model.train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)][: steps + 1]
         tokens, elapsed = 0, 0.0
         for k, b in enumerate(batches):
@@ -131,11 +153,17 @@ def bench_training(model_name: str, records: list[dict], batch_size: int, max_le
     rng = random.Random(0)
     shuffled = list(range(len(feats)))
     rng.shuffle(shuffled)
-    ours, base, dyn_fp32 = [], [], []
+    ours, base, dyn_fp32, configured = [], [], [], []
     for _ in range(repeats):
         ours.append(run(dynamic, bf16, order))
         dyn_fp32.append(run(dynamic, False, order))
         base.append(run(padded, False, shuffled))
+        if recipe:
+            configured.append(run(dynamic, bf16, order, configured=True))
+    extra = {}
+    if recipe:
+        extra = {"recipe": recipe, "corefix_recipe_tokens_per_s": _median_spread(configured),
+                 "speedup_with_recipe": statistics.median(configured) / statistics.median(base)}
     return {
         "windows": len(feats),
         "mean_window_tokens": statistics.fmean(lengths),
@@ -145,6 +173,7 @@ def bench_training(model_name: str, records: list[dict], batch_size: int, max_le
         "speedup": statistics.median(ours) / statistics.median(base),
         "speedup_from_padding_alone": statistics.median(dyn_fp32) / statistics.median(base),
         "bf16": bf16,
+        **extra,
     }
 
 
@@ -213,6 +242,13 @@ def sample_records(n: int, simulator=None) -> list[dict]:
     return [sim.damage(f"sample-{i}", SAMPLE * (1 + i % 6), sample=i).to_record() for i in range(n)]
 
 
+def _recipe_of(card: dict) -> dict | None:
+    """The model settings a trained run changed (dropout, frozen embeddings), if any."""
+    cfg = card.get("train_config", {})
+    recipe = {k: cfg[k] for k in ("dropout", "freeze_word_embeddings") if cfg.get(k) not in (None, False)}
+    return recipe or None
+
+
 def run_benchmark(model: str | None, data: str, quick: bool) -> dict:
     """All three measurements; ``model`` None uses an untrained head on the default encoder (speed only)."""
     import platform
@@ -244,7 +280,8 @@ def run_benchmark(model: str | None, data: str, quick: bool) -> dict:
         print("training ...", file=sys.stderr)
         result["training"] = bench_training(card.get("base_model", DEFAULT_MODEL) if model else DEFAULT_MODEL,
                                             records, 8, card.get("max_length", 256), card.get("stride", 64), steps,
-                                            train_repeats, bf16=True, case_feature=card.get("case_feature", False))
+                                            train_repeats, bf16=True, case_feature=card.get("case_feature", False),
+                                            recipe=_recipe_of(card))
         print("memory ...", file=sys.stderr)
         result["memory"] = bench_memory(model_dir, sizes)
     return result
@@ -257,7 +294,8 @@ def format_summary(result: dict) -> str:
         base = p["pipeline_words_per_s"]["median"]
         for name, rec in p["paths"].items():
             f1 = f", span F1 {rec['micro_span_f1']:.4f} ({rec['f1_change_points']:+.2f} pts)" if "micro_span_f1" in rec else ""
-            lines.append(f"| prediction {name}, words/s{f1} | {rec['words_per_s']['median']:.0f} | "
+            lines.append(f"| prediction {name}, words/s{f1}, {100 * rec['same_decisions_as_fp32']:.2f} % same "
+                         f"decisions as fp32 | {rec['words_per_s']['median']:.0f} | "
                          f"{base:.0f} (pipeline, fp32) | {rec['speedup']:.2f}x |")
         lines.append(f"| same decisions as the pipeline (same inputs, fp32) | "
                      f"{100 * p['same_decisions_as_pipeline']:.2f} % of words | | |")
@@ -267,6 +305,10 @@ def format_summary(result: dict) -> str:
                      f"{t['padded_baseline_tokens_per_s']['median']:.0f} (padded fp32) | {t['speedup']:.2f}x |")
         lines.append(f"| training, dynamic padding alone (fp32) | {t['corefix_fp32_tokens_per_s']['median']:.0f} | | "
                      f"{t['speedup_from_padding_alone']:.2f}x |")
+        if "recipe" in t:
+            recipe = ", ".join(f"{k} {v}" for k, v in t["recipe"].items())
+            lines.append(f"| training as the run trains ({recipe}) | {t['corefix_recipe_tokens_per_s']['median']:.0f} | "
+                         f"{t['padded_baseline_tokens_per_s']['median']:.0f} (padded fp32) | {t['speedup_with_recipe']:.2f}x |")
     m = result.get("memory")
     if m:
         for n, rec in m.items():

@@ -18,9 +18,27 @@ class UserError(Exception):
     """An error with a message meant for the user (no traceback)."""
 
 
-def _add_precision(p):
+def _add_inference_options(p):
+    """The options of every command that runs a trained model."""
+    p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="flag a word when P(inserted) >= this (default: the threshold chosen in training)")
+    p.add_argument("--overlap", type=int, default=None,
+                   help="tokens shared by neighbouring windows (default: the training stride; 32 is ~15%% faster)")
     p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
                    help="inference precision: fp32 exact; bf16/int8 about 2x faster on CPU, a few decisions may change")
+
+
+def _inference_options(args) -> dict:
+    """Checked keyword arguments for Detector.load / Restorer.from_pretrained."""
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
+        raise UserError("--threshold must be between 0 and 1")
+    if args.batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    if args.overlap is not None and args.overlap < 0:
+        raise UserError("--overlap must be 0 or more")
+    return {"batch_size": args.batch_size, "threshold": args.threshold, "precision": args.precision,
+            "overlap": args.overlap}
 
 
 def _add_make_dataset(sub):
@@ -96,9 +114,8 @@ def _add_evaluate(sub):
     p.add_argument("--data", required=True, help="labelled JSONL (e.g. data/bbc-seed/test.jsonl)")
     p.add_argument("--out", default=None, help="metrics JSON path; report.md and plots.png go beside it")
     p.add_argument("--limit", type=int, default=None, help="score only the first N articles")
-    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--baselines-only", action="store_true", help="score the input, rule baseline and oracle only")
-    _add_precision(p)
+    _add_inference_options(p)
     p.set_defaults(func=_run_evaluate)
 
 
@@ -106,6 +123,7 @@ def _run_evaluate(args):
     from .dataset import read_jsonl
     from .evaluate import evaluate, format_table, write_report
 
+    options = None if args.baselines_only else _inference_options(args)
     data = Path(args.data)
     if not data.is_file():
         raise UserError(f"{data}: no such file")
@@ -116,9 +134,9 @@ def _run_evaluate(args):
     if not args.baselines_only:
         if not args.model:
             raise UserError("evaluate needs --model DIR (or --baselines-only)")
-        from .model import Detector
+        from .predict import Restorer
 
-        detector = Detector.load(args.model, batch_size=args.batch_size, precision=args.precision)
+        detector = Restorer.from_pretrained(args.model, **options).detector
         predictions = detector.predict([r["text"] for r in records], progress=True)
     result = evaluate(records, predictions)
     result["data"] = str(data)
@@ -141,10 +159,7 @@ def _add_predict(sub):
     p.add_argument("--output", default=None,
                    help="output file (default: standard output); a folder writes one file per article")
     p.add_argument("--format", choices=("text", "jsonl", "html"), default="text")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="flag a word when P(inserted) >= P (default: the most likely tag)")
-    p.add_argument("--batch-size", type=int, default=32)
-    _add_precision(p)
+    _add_inference_options(p)
     p.add_argument("--text-field", default="text", help="JSONL field holding the article")
     p.add_argument("--id-field", default="id")
     p.set_defaults(func=_run_predict)
@@ -193,8 +208,7 @@ def _run_predict(args):
         print(f"corefix predict: error: {msg}", file=sys.stderr)
 
     check_model_dir(args.model)
-    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
-        raise UserError("--threshold must be between 0 and 1")
+    options = _inference_options(args)
     articles, files = _read_inputs(args, complain)
     if not articles:
         raise UserError("no readable article in the input" if failures else "the input holds no article")
@@ -206,8 +220,7 @@ def _run_predict(args):
         if t.resolve() in inputs:
             raise UserError(f"{t}: output would overwrite an input file")
     try:
-        restorer = Restorer.from_pretrained(args.model, threshold=args.threshold, batch_size=args.batch_size,
-                                            precision=args.precision)
+        restorer = Restorer.from_pretrained(args.model, **options)
     except ModelDirError:
         raise
     except Exception as e:  # a corrupt config or weights file: say which directory
@@ -283,13 +296,11 @@ def _add_restore_corpus(sub):
     p.add_argument("--output", required=True, help="output folder for shard-NNNNN.{jsonl,parquet} and summary.json")
     p.add_argument("--text-field", default="text")
     p.add_argument("--id-field", default="id")
-    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-workers", type=int, default=1, help="local worker processes (each loads the model once)")
     p.add_argument("--shard-size", type=int, default=500, help="records per output shard")
     p.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
-    p.add_argument("--threshold", type=float, default=None)
     p.add_argument("--split", default="train", help="split of a hub dataset")
-    _add_precision(p)
+    _add_inference_options(p)
     p.set_defaults(func=_run_restore_corpus)
 
 
@@ -299,8 +310,9 @@ def _run_restore_corpus(args):
     src = Path(args.input)
     if src.exists() and Path(args.output).resolve() == src.resolve():
         raise UserError("--output must differ from --input")
-    job = CorpusJob(args.model, args.input, args.output, args.text_field, args.id_field, args.batch_size,
-                    args.shard_size, args.num_workers, args.format, args.threshold, args.split, args.precision)
+    job = CorpusJob(args.model, args.input, args.output, args.text_field, args.id_field,
+                    shard_size=args.shard_size, num_workers=args.num_workers, format=args.format, split=args.split,
+                    **_inference_options(args))
     summary = restore_corpus(job)
     failures = summary.pop("failures")
     print(json.dumps(summary, indent=2))

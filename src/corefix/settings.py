@@ -21,6 +21,7 @@ class SurfaceSettings:
     tokenized: float = 1.0  # share of documents in tokenized style (the rest: raw prose)
     drop_hyphenated: float = 0.9  # tokenized style: a hyphenated word is dropped, leaving a space run
     dateline: float = 0.3  # an article opens with a dateline ("LONDON  —  ")
+    title_periods: float = 0.5  # share of documents in US style: "Mr." / "Dr." / "U.S." for BBC's "Mr" / "Dr" / "US"
 
 
 @dataclass

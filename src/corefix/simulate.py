@@ -23,7 +23,7 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
-from .labels import spans_to_tags, word_offsets
+from .labels import TITLE_ABBREVIATIONS, spans_to_tags, word_offsets
 from .mentions import Cluster, Mention, find_clusters, load_nlp
 from .pronouns import PRONOUNS, pronoun_for
 from .settings import Profile, SimulatorSettings
@@ -111,6 +111,8 @@ class Simulator:
         if doc is None or dateline is not None:
             doc = self.nlp((dateline + " — " + text) if dateline else text)
         toks = _surface_tokens(doc, style, profile, rng)
+        if stable_rng(self.settings.seed, article_id, sample, "title-periods").random() < profile.surface.title_periods:
+            _add_title_periods(toks)
         original = _render(toks)
         clusters = [_clean_cluster(c, toks) for c in find_clusters(doc)]
         clusters = [c for c in clusters if c.mentions]
@@ -153,6 +155,18 @@ def _surface_tokens(doc, style: str, profile: Profile, rng: random.Random) -> li
             t.ws = ""
             break
     return toks
+
+
+# British news style (the BBC corpus) -> US style (the real damaged text): "Mr Putin" -> "Mr. Putin".
+_US_STYLE = {**{t: t + "." for t in TITLE_ABBREVIATIONS}, "US": "U.S."}
+
+
+def _add_title_periods(toks: list[Tok]) -> None:
+    """Give abbreviated titles their US full stop, in place (a separate rng draw decides per article,
+    so the rest of the damage is the same with or without it)."""
+    for i, t in enumerate(toks):
+        if t.text == "US" or (t.text in _US_STYLE and i + 1 < len(toks) and toks[i + 1].text[:1].isupper()):
+            t.text = _US_STYLE[t.text]
 
 
 def _render(toks: list[Tok]) -> str:
