@@ -172,6 +172,9 @@ def test_a_span_never_starts_at_a_title_full_stop():
     words = ["then", "Mr", ".", "Haldane", "state", "said", "Dr", ".", "Okafor", "."]
     tags = ["O", "O", "B-DUP", "I-DUP", "O", "O", "B-SUB", "I-SUB", "I-SUB", "O"]
     assert keep_titles(words, tags) == ["O", "B-DUP", "I-DUP", "I-DUP", "O", "O", "B-SUB", "I-SUB", "I-SUB", "O"]
+    # a title split from its name joins it
+    split = ["Mr", ".", "Haldane", "Lopez"]
+    assert keep_titles(split, ["B-DUP", "I-DUP", "B-DUP", "B-DUP"]) == ["B-DUP", "I-DUP", "I-DUP", "B-DUP"]
     # a sentence-final stop after an ordinary word, and a flagged title itself, stay as they are
     plain = ["in", "Accra", ".", "Okafor", "left"]
     assert keep_titles(plain, ["O", "O", "B-DUP", "I-DUP", "O"]) == ["O", "O", "B-DUP", "I-DUP", "O"]

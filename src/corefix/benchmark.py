@@ -52,7 +52,7 @@ PREDICTION_PATHS = (("fp32", "fp32", None), ("fp32, overlap 32", "fp32", 32), ("
                     ("bf16, overlap 32", "bf16", 32), ("int8", "int8", None))
 
 
-def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batch_size: int = 32) -> dict:
+def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batch_size: int | None = None) -> dict:
     """Words/s of corefix's predict paths against the plain pipeline, measured in interleaved rounds
     (pipeline, then every path, ``repeats`` times) so that a slow spell of a shared machine hits all alike."""
     from transformers import pipeline
@@ -185,7 +185,7 @@ def rss_kib():
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
-d = Detector.load(sys.argv[1], batch_size=int(sys.argv[3]))
+d = Detector.load(sys.argv[1], batch_size=int(sys.argv[3]) if sys.argv[3] != "auto" else None)
 words = ("Mr. Okafor said he met the two men in Accra , and they agreed . " * 100000).split()[: int(sys.argv[2])]
 text = " ".join(words)
 d.predict([text[:2000]])  # warm up: first-call allocations are not the article's
@@ -208,11 +208,11 @@ print(json.dumps({"model_loaded_kib": loaded, "peak_kib": peak[0]}))
 """
 
 
-def bench_memory(model_dir: str, sizes: list[int], batch_size: int = 32) -> dict:
+def bench_memory(model_dir: str, sizes: list[int], batch_size: int | None = None) -> dict:
     """Peak RSS predicting one article of each size, each in a fresh process."""
     out = {}
     for n in sizes:
-        res = subprocess.run([sys.executable, "-c", MEMORY_CHILD, model_dir, str(n), str(batch_size)],
+        res = subprocess.run([sys.executable, "-c", MEMORY_CHILD, model_dir, str(n), str(batch_size or "auto")],
                              capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         out[str(n)] = json.loads(res.stdout.strip().splitlines()[-1])
     first = out[str(sizes[0])]
@@ -245,7 +245,11 @@ def sample_records(n: int, simulator=None) -> list[dict]:
 def _recipe_of(card: dict) -> dict | None:
     """The model settings a trained run changed (dropout, frozen embeddings), if any."""
     cfg = card.get("train_config", {})
-    recipe = {k: cfg[k] for k in ("dropout", "freeze_word_embeddings") if cfg.get(k) not in (None, False)}
+    recipe = {}
+    if cfg.get("dropout") is not None:
+        recipe["dropout"] = cfg["dropout"]
+    if cfg.get("freeze_word_embeddings"):
+        recipe["freeze_word_embeddings"] = True
     return recipe or None
 
 

@@ -77,14 +77,20 @@ def tags_to_spans(
 
 
 def keep_titles(words: list[str], tags: list[str]) -> list[str]:
-    """Tags where no span starts at the full stop of an abbreviated title ("Mr" "." "Putin").
+    """Tags where an abbreviated title stays with its name ("Mr" "." "Putin").
 
-    A span cannot sensibly start there: the title and its stop join the span
-    (representatives carry their titles), the one boundary fix worth a rule.
+    No span starts at the title's full stop (the title joins it: representatives
+    carry their titles), and no span ends there when the next word starts one
+    of the same label (the two join): the one boundary fix worth a rule, since
+    the word split makes the stop look like the end of a sentence.
     """
     out = list(tags)
     for i in range(1, len(out)):
-        if words[i] == "." and out[i].startswith(("B-", "I-")) and out[i - 1] == "O" and words[i - 1] in TITLE_ABBREVIATIONS:
-            label = out[i][2:]
+        if words[i] != "." or words[i - 1] not in TITLE_ABBREVIATIONS or out[i] == "O":
+            continue
+        label = out[i][2:]
+        if out[i - 1] == "O":
             out[i - 1], out[i] = "B-" + label, "I-" + label
+        if i + 1 < len(out) and out[i + 1] == "B-" + label:
+            out[i + 1] = "I-" + label
     return out

@@ -43,16 +43,26 @@ def load_tokenizer(name_or_path: str):
 
 
 def new_model(name_or_path: str):
-    """A fresh token-classification head on a pretrained encoder."""
-    from transformers import AutoModelForTokenClassification
+    """A fresh token-classification head on a pretrained encoder.
 
-    return AutoModelForTokenClassification.from_pretrained(
-        resolve_model_name(name_or_path),
-        num_labels=len(TAGS),
-        id2label=dict(ID2TAG),
-        label2id=dict(TAG2ID),
-        use_safetensors=None,
-    )
+    The loader's report (a new, untrained classifier; the unused pooler) is
+    what a fresh head always gives, so it is kept out of the output.
+    """
+    from transformers import AutoModelForTokenClassification
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return AutoModelForTokenClassification.from_pretrained(
+            resolve_model_name(name_or_path),
+            num_labels=len(TAGS),
+            id2label=dict(ID2TAG),
+            label2id=dict(TAG2ID),
+            use_safetensors=None,
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 def check_model_dir(path: str | Path) -> Path:
@@ -202,7 +212,7 @@ def predict_words(
     texts: list[str],
     max_length: int = 256,
     stride: int = 64,
-    batch_size: int = 32,
+    batch_size: int = 8,
     progress: bool = False,
     case_feature: bool = False,
     bf16: bool = False,
@@ -284,10 +294,12 @@ class Detector:
     decisions: ``corefix evaluate --precision`` measures by how much.
     """
 
-    def __init__(self, model, tokenizer, card: dict | None = None, batch_size: int = 32, precision: str = "fp32",
+    def __init__(self, model, tokenizer, card: dict | None = None, batch_size: int | None = None, precision: str = "fp32",
                  overlap: int | None = None):
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
+        if batch_size is None:  # measured: small batches are fastest on CPU cores, large ones on GPUs
+            batch_size = 64 if next(model.parameters()).device.type == "cuda" else 8
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
         if precision == "int8":
@@ -309,7 +321,7 @@ class Detector:
         self.threshold = self.card.get("threshold")  # chosen on validation data by training; None: arg-max
 
     @classmethod
-    def load(cls, path: str | Path, device: str | None = None, batch_size: int = 32,
+    def load(cls, path: str | Path, device: str | None = None, batch_size: int | None = None,
              precision: str = "fp32", overlap: int | None = None) -> "Detector":
         model, tokenizer, card = load_trained(path, device)
         return cls(model, tokenizer, card, batch_size, precision, overlap)

@@ -43,7 +43,7 @@ class Restorer:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | None = None, threshold: float | None = None,
-                        batch_size: int = 32, precision: str = "fp32", overlap: int | None = None) -> "Restorer":
+                        batch_size: int | None = None, precision: str = "fp32", overlap: int | None = None) -> "Restorer":
         """Load a model directory written by training (safetensors weights only)."""
         return cls(Detector.load(path, device, batch_size, precision, overlap), threshold)
 

@@ -33,7 +33,7 @@ class CorpusJob:
     output: str
     text_field: str = "text"
     id_field: str = "id"
-    batch_size: int = 32
+    batch_size: int | None = None  # windows per forward pass (None: 8 on CPU, 64 on GPU)
     shard_size: int = 500
     num_workers: int = 1
     format: str = "jsonl"
