@@ -26,7 +26,7 @@ def _add_inference_options(p):
                    help="flag a word when P(inserted) >= this (default: the threshold chosen in training)")
     p.add_argument("--overlap", type=int, default=None,
                    help="tokens shared by neighbouring windows (default: the training stride; "
-                        "32 is 5-20 %% faster for -0.1 to -0.2 points of F1)")
+                        "32 was 0-19 %% faster for about -0.15 points of F1)")
     p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
                    help="inference precision: fp32 exact; bf16/int8 about 2x faster on CPU, a few decisions may change")
 

@@ -24,6 +24,7 @@ from .metrics import span_scores, threshold_curve, token_scores
 from .pronouns import is_pronoun
 from .restore import restore_text
 
+
 def _wer(references: list[str], hypotheses: list[str]) -> float:
     pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip()]
     if not pairs:
