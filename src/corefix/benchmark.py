@@ -35,6 +35,11 @@ def _median_spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
 
 
+def _agreement(a: list[list[str]], b: list[list[str]], n_words: int) -> float:
+    """Share of words tagged alike in two systems' tags of the same texts."""
+    return sum(x == y for xs, ys in zip(a, b) for x, y in zip(xs, ys)) / max(n_words, 1)
+
+
 def pipeline_word_tags(pipe, text: str) -> list[str]:
     """Word tags from a token-classification pipeline's sub-word entities (first sub-word of each word)."""
     offsets = word_offsets(text)
@@ -88,15 +93,14 @@ def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batc
     fp32.case_feature = False
     plain = [p.tags(None, titles=False) for p in fp32.predict(texts)]  # arg-max, as the pipeline decides
     fp32.case_feature = case
-    result["same_decisions_as_pipeline"] = sum(
-        a == b for pt, bt in zip(plain, outputs["pipeline"]) for a, b in zip(pt, bt)) / max(n_words, 1)
+    result["same_decisions_as_pipeline"] = _agreement(plain, outputs["pipeline"], n_words)
     gold = [r["tags"] for r in records] if all("tags" in r for r in records) else None
     reference = [p.tags() for p in outputs["fp32"]]
     for name, det in detectors.items():
         tags = [p.tags() for p in outputs[name]]
         rec = {"precision": det.precision, "overlap": det.stride, "words_per_s": _median_spread(runs[name]),
                "speedup": statistics.median(runs[name]) / base,
-               "same_decisions_as_fp32": sum(a == b for x, y in zip(tags, reference) for a, b in zip(x, y)) / max(n_words, 1)}
+               "same_decisions_as_fp32": _agreement(tags, reference, n_words)}
         if gold is not None:
             rec["micro_span_f1"] = span_scores(gold, tags).get("micro", {}).get("f1", 0.0)
         result["paths"][name] = rec

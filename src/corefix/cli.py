@@ -136,9 +136,9 @@ def _run_evaluate(args):
     if not args.baselines_only:
         if not args.model:
             raise UserError("evaluate needs --model DIR (or --baselines-only)")
-        from .predict import Restorer
+        from .model import Detector
 
-        detector = Restorer.from_pretrained(args.model, **options).detector
+        detector = Detector.load(args.model, **options)
         predictions = detector.predict([r["text"] for r in records], progress=True)
     result = evaluate(records, predictions)
     result["data"] = str(data)

@@ -230,6 +230,7 @@ def predict_words(
 
     device = next(model.parameters()).device
     offsets = [word_offsets(t) for t in texts]
+    words = [[t[s:e] for s, e in o] for t, o in zip(texts, offsets)]
     n_tags = len(TAGS)
     probs = [np.zeros((len(o), n_tags), dtype=np.float32) for o in offsets]
     best_margin = [np.full(len(o), -1, dtype=np.int64) for o in offsets]
@@ -249,8 +250,7 @@ def predict_words(
     for group in groups:
         feats = []  # (article index, first word of the segment, window features)
         for a, ws, we in group:
-            words = [texts[a][s:e] for s, e in offsets[a][ws:we]]
-            for f in encode_words(tokenizer, words, max_length, stride, case_feature=case_feature):
+            for f in encode_words(tokenizer, words[a][ws:we], max_length, stride, case_feature=case_feature):
                 feats.append((a, ws, f))
         order = sorted(range(len(feats)), key=lambda i: len(feats[i][2]["input_ids"]), reverse=True)
         for b in range(0, len(order), batch_size):
@@ -279,7 +279,7 @@ def predict_words(
                 probs[a][target[better]] = p[r, pos[better]]
         bar.update(sum(we - ws - (overlap if ws else 0) for _, ws, we in group))  # words new to the bar
     bar.close()
-    return [WordPredictions(o, pr, words=[t[s:e] for s, e in o]) for t, o, pr in zip(texts, offsets, probs)]
+    return [WordPredictions(o, pr, words=w) for o, pr, w in zip(offsets, probs, words)]
 
 
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -295,7 +295,7 @@ class Detector:
     """
 
     def __init__(self, model, tokenizer, card: dict | None = None, batch_size: int | None = None, precision: str = "fp32",
-                 overlap: int | None = None):
+                 overlap: int | None = None, threshold: float | None = None):
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
         if batch_size is None:  # measured: small batches are fastest on CPU cores, large ones on GPUs
@@ -318,13 +318,15 @@ class Detector:
         if not 0 <= self.stride <= self.max_length // 2:
             raise ValueError(f"overlap must be between 0 and {self.max_length // 2} tokens, got {self.stride}")
         self.case_feature = bool(self.card.get("case_feature", False))
-        self.threshold = self.card.get("threshold")  # chosen on validation data by training; None: arg-max
+        # decide "inserted" when P(inserted) >= threshold: the one chosen on validation data by training
+        # unless set (None in the card: arg-max)
+        self.threshold = self.card.get("threshold") if threshold is None else threshold
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, batch_size: int | None = None,
-             precision: str = "fp32", overlap: int | None = None) -> "Detector":
+             precision: str = "fp32", overlap: int | None = None, threshold: float | None = None) -> "Detector":
         model, tokenizer, card = load_trained(path, device)
-        return cls(model, tokenizer, card, batch_size, precision, overlap)
+        return cls(model, tokenizer, card, batch_size, precision, overlap, threshold)
 
     def predict(self, texts: list[str], progress: bool = False) -> list[WordPredictions]:
         preds = predict_words(self.model, self.tokenizer, texts, self.max_length, self.stride, self.batch_size,
