@@ -178,3 +178,35 @@ def test_a_span_never_starts_at_a_title_full_stop():
     # a sentence-final stop after an ordinary word, and a flagged title itself, stay as they are
     plain = ["in", "Accra", ".", "Okafor", "left"]
     assert keep_titles(plain, ["O", "O", "B-DUP", "I-DUP", "O"]) == ["O", "O", "B-DUP", "I-DUP", "O"]
+
+
+def test_viterbi_finds_the_best_valid_path():
+    """Against brute force over every tag sequence of up to 4 words, with and without biases."""
+    import itertools
+    import math
+
+    import numpy as np
+    from seqeval.scheme import IOB2, Tokens
+
+    from corefix.labels import TAG2ID, TAGS, viterbi_tags
+
+    def valid(seq):
+        return all(not t.startswith("I-") or (i and seq[i - 1][2:] == t[2:] and seq[i - 1] != "O")
+                   for i, t in enumerate(seq))
+
+    def score(probs, seq, bias, split):
+        return sum(math.log(max(float(probs[i][TAG2ID[t]]), 1e-12)) + (bias if t == "O" else 0.0)
+                   - (split if t.startswith("B-") and i and seq[i - 1] != "O" else 0.0)
+                   for i, t in enumerate(seq))
+
+    rng = np.random.default_rng(0)
+    for case in range(150):
+        n = 1 + case % 4
+        probs = rng.dirichlet(np.full(len(TAGS), 0.5), size=n)
+        bias = float(rng.choice([0.0, 0.8, -0.5]))
+        split = float(rng.choice([0.0, 0.5, 2.0]))
+        got = viterbi_tags(probs, bias, split)
+        assert valid(got) and len(Tokens(got, IOB2).entities) == sum(t.startswith("B-") for t in got)
+        best = max(score(probs, s, bias, split) for s in itertools.product(TAGS, repeat=n) if valid(s))
+        assert math.isclose(score(probs, got, bias, split), best, rel_tol=1e-9, abs_tol=1e-9)
+    assert viterbi_tags(np.zeros((0, len(TAGS)))) == []

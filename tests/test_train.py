@@ -115,19 +115,21 @@ def test_configure_model_sets_dropout_and_freezes_word_embeddings(tiny_encoder):
     assert any(m.p > 0 for m in untouched.modules() if isinstance(m, torch.nn.Dropout))
 
 
+PROBS = [
+    [0.9, 0.0, 0.0, 0.1, 0.0],    # inserted 0.10
+    [0.6, 0.0, 0.0, 0.4, 0.0],    # inserted 0.40: arg-max says O
+    [0.2, 0.0, 0.0, 0.0, 0.8],    # inserted 0.80, as the inside of a span
+    [0.75, 0.0, 0.0, 0.25, 0.0],  # inserted 0.25
+]
+
+
 def test_best_threshold_picks_the_lowest_perfect_threshold():
     import numpy as np
 
     from corefix.metrics import best_threshold
     from corefix.model import WordPredictions
 
-    probs = np.array([
-        [0.9, 0.0, 0.0, 0.1, 0.0],    # inserted 0.10
-        [0.6, 0.0, 0.0, 0.4, 0.0],    # inserted 0.40: arg-max says O
-        [0.2, 0.0, 0.0, 0.0, 0.8],    # inserted 0.80
-        [0.75, 0.0, 0.0, 0.25, 0.0],  # inserted 0.25
-    ], dtype=np.float32)
-    pred = WordPredictions([(0, 1), (2, 3), (4, 5), (6, 7)], probs)
+    pred = WordPredictions([(0, 1), (2, 3), (4, 5), (6, 7)], np.array(PROBS, dtype=np.float32), decoding="independent")
     gold = [["O", "B-DUP", "I-DUP", "O"]]
     assert pred.tags() == ["O", "O", "I-DUP", "O"]  # no threshold of its own: arg-max
     assert best_threshold(gold, [pred]) == (0.3, 1.0)
@@ -135,21 +137,49 @@ def test_best_threshold_picks_the_lowest_perfect_threshold():
     assert pred.tags() == gold[0] and pred.tags(None) == ["O", "O", "I-DUP", "O"]
 
 
-def test_training_writes_the_calibrated_threshold_and_predict_uses_it(tiny_model, tiny_data):
+def test_viterbi_decodes_a_span_as_a_whole():
+    import numpy as np
+
+    from corefix.model import WordPredictions
+
+    pred = WordPredictions([(0, 1), (2, 3), (4, 5), (6, 7)], np.array(PROBS, dtype=np.float32))
+    # P(B-DUP) P(I-DUP) = 0.32 beats P(O) P(O) = 0.12 where word by word the span loses its first word
+    assert pred.tags() == ["O", "B-DUP", "I-DUP", "O"]
+    assert pred.tags(0.9) == ["O"] * 4  # two words at odds of 9 against each: 0.32 / 0.12 is not enough
+    assert pred.tags(1.0) == ["O"] * 4 and pred.tags(0.0) == ["B-DUP", "B-DUP", "I-DUP", "B-DUP"]
+    with pytest.raises(ValueError, match="decoding"):
+        pred.tags(decoding="greedy")
+
+
+def test_training_writes_the_calibrated_decoding_and_predict_uses_it(tiny_model, tiny_data):
+    from corefix.labels import DECODINGS
     from corefix.metrics import THRESHOLDS
     from corefix.predict import Restorer
+    from corefix.train import SPLIT_PENALTIES
 
     best, run = tiny_model
     card = json.loads((best / "corefix.json").read_text())
     cal = card["calibration"]
     assert cal["articles"] == len(read_jsonl(tiny_data / "validation.jsonl")[:200])
-    assert cal["best_threshold"] in THRESHOLDS
+    assert all(cal[d]["best_threshold"] in THRESHOLDS for d in DECODINGS)
+    best_f1 = max([cal["argmax_f1"]] + [cal[d]["f1"] for d in DECODINGS])
     if card["threshold"] is None:
-        assert cal["threshold_f1"] <= cal["argmax_f1"]
+        assert card["decoding"] == "independent" and cal["argmax_f1"] == best_f1
     else:
-        assert card["threshold"] == cal["best_threshold"] and cal["threshold_f1"] > cal["argmax_f1"]
-    assert Detector.load(best).threshold == card["threshold"]
+        assert card["threshold"] == cal[card["decoding"]]["best_threshold"]
+        assert cal[card["decoding"]]["f1"] == best_f1 > cal["argmax_f1"]
+    if card["decoding"] == "viterbi":
+        tried = cal["viterbi"]["split_penalty_f1"]
+        assert [float(k) for k in tried] == list(SPLIT_PENALTIES) and tried[str(card["split_penalty"])] == max(tried.values())
+    else:
+        assert card["split_penalty"] == 0.0
+    detector = Detector.load(best)
+    assert (detector.threshold, detector.decoding) == (card["threshold"], card["decoding"])
+    assert detector.predict(["Mr Smith said Mr Smith ."])[0].split_penalty == card["split_penalty"]
     assert Restorer.from_pretrained(best, threshold=0.95).detector.threshold == 0.95
+    assert Detector.load(best, decoding="independent").decoding == "independent"
+    with pytest.raises(ValueError, match="decoding"):
+        Detector.load(best, decoding="greedy")
 
 
 def test_first_subwords_of_a_window():
@@ -159,3 +189,31 @@ def test_first_subwords_of_a_window():
     assert pos.tolist() == [1, 3, 4] and wid.tolist() == [0, 1, 2]
     pos, wid = _first_subwords([None, 5, 6, 6, None])  # a window that starts mid-article
     assert pos.tolist() == [1, 2] and wid.tolist() == [5, 6]
+
+
+def test_calibrate_command_rewrites_the_card_from_given_articles(tiny_model, tiny_data, tmp_path, capsys):
+    import shutil
+
+    from corefix.cli import main
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model[0], model)
+    card = json.loads((model / "corefix.json").read_text())
+    card.update({"decoding": "independent", "threshold": 0.95, "split_penalty": 0.0})
+    (model / "corefix.json").write_text(json.dumps(card))
+    main(["calibrate", "--model", str(model), "--data", str(tiny_data / "validation.jsonl"), "--limit", "2"])
+    out = json.loads(capsys.readouterr().out)
+    after = json.loads((model / "corefix.json").read_text())
+    assert out["calibration"]["articles"] == 2 and after["calibration"] == out["calibration"]
+    assert (after["decoding"], after["threshold"]) == (out["decoding"], out["threshold"])
+    assert after["train_config"] == card["train_config"]  # the rest of the card is kept
+    main(["calibrate", "--model", str(model)])  # default: the validation split of the training data
+    assert json.loads(capsys.readouterr().out)["data"] == str(tiny_data / "validation.jsonl")
+    for args, message in ((["--data", str(tmp_path / "none.jsonl")], "no such file"), (["--limit", "0"], "--limit"),
+                          (["--data", str(tmp_path)], "no such file")):
+        with pytest.raises(SystemExit):
+            main(["calibrate", "--model", str(model), *args])
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["calibrate", "--model", str(tmp_path / "missing")])
+    assert "not found" in capsys.readouterr().err

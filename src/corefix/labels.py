@@ -9,6 +9,7 @@ the full stop.
 
 from __future__ import annotations
 
+import math
 import re
 
 LABELS = ("SUB", "DUP")
@@ -74,6 +75,79 @@ def tags_to_spans(
         if scores is not None:
             s["score"] = sum(sc) / len(sc)
     return spans
+
+
+DECODINGS = ("viterbi", "independent")
+
+
+def viterbi_tags(probs, o_bias: float = 0.0, split_penalty: float = 0.0) -> list[str]:
+    """The most probable valid IOB2 tag sequence under per-word tag probabilities.
+
+    ``probs`` is an ``(n_words, len(TAGS))`` array of per-word probabilities.
+    Each word's tags are scored by their log-probability, with ``o_bias``
+    added to ``O`` (positive: fewer, surer spans), and the best path is the
+    one that never puts ``I-X`` after anything but ``B-X`` or ``I-X``. Deciding
+    word by word instead lets a weak ``I-DUP`` open a span on its own or cut
+    a name in two; the path decides the span as a whole. ``split_penalty``
+    is subtracted where a span starts right after another one (``B-X`` after
+    a non-``O`` tag): positive values prefer one long span to two adjacent ones.
+    """
+    rows = probs.tolist() if hasattr(probs, "tolist") else [list(r) for r in probs]
+    if not rows:
+        return []
+    o = TAG2ID["O"]
+    # I-X may only follow B-X or I-X; every other tag may follow any tag
+    inside = {TAG2ID["I-" + lab]: (TAG2ID["B-" + lab], TAG2ID["I-" + lab]) for lab in LABELS}
+    n_tags = len(TAGS)
+    begins = [TAG2ID["B-" + lab] for lab in LABELS]
+
+    def logs(row):
+        out = [math.log(max(x, 1e-12)) for x in row]
+        out[o] += o_bias
+        return out
+
+    score = logs(rows[0])
+    for i in inside:
+        score[i] = -math.inf  # no I- at the start
+    back = []
+    for row in rows[1:]:
+        lp = logs(row)
+        best_prev = max(range(n_tags), key=score.__getitem__)
+        ptr = [best_prev] * n_tags
+        add = [0.0] * n_tags
+        for i, (b, c) in inside.items():
+            ptr[i] = b if score[b] >= score[c] else c
+        if split_penalty and best_prev != o and score[best_prev] - split_penalty < score[o]:
+            for j in begins:  # a new span after a span pays the penalty: after O it may be cheaper
+                ptr[j] = o
+        elif split_penalty and best_prev != o:
+            for j in begins:
+                add[j] = -split_penalty
+        score = [score[ptr[j]] + lp[j] + add[j] for j in range(n_tags)]
+        back.append(ptr)
+    k = max(range(n_tags), key=score.__getitem__)
+    path = [k]
+    for ptr in reversed(back):
+        k = ptr[k]
+        path.append(k)
+    return [ID2TAG[i] for i in reversed(path)]
+
+
+def threshold_bias(threshold: float | None) -> float:
+    """The log-odds added to ``O`` that makes :func:`viterbi_tags` demand ``threshold``.
+
+    A word alone is flagged when P(inserted) >= threshold, i.e. when
+    log P(O) + log(threshold / (1 - threshold)) falls below the log-probability
+    of being inserted; ``None`` (no threshold) adds nothing, 1 or more keeps
+    every word ``O`` and 0 or less flags every word.
+    """
+    if threshold is None:
+        return 0.0
+    if threshold >= 1.0:
+        return math.inf
+    if threshold <= 0.0:
+        return -math.inf
+    return math.log(threshold / (1.0 - threshold))
 
 
 def keep_titles(words: list[str], tags: list[str]) -> list[str]:

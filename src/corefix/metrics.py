@@ -44,17 +44,21 @@ def token_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
 THRESHOLDS = [round(0.05 * k, 2) for k in range(1, 20)]
 
 
-def threshold_curve(gold: list[list[str]], predictions, thresholds=THRESHOLDS) -> list[dict]:
-    """Micro span precision/recall/F1 of word predictions as the threshold on P(inserted) moves."""
+def threshold_curve(gold: list[list[str]], predictions, thresholds=THRESHOLDS, decoding: str | None = None) -> list[dict]:
+    """Micro span precision/recall/F1 of word predictions as the threshold on P(inserted) moves.
+
+    ``decoding``: how tags are read off the probabilities (``WordPredictions.tags``; None: their default).
+    """
     curve = []
     for th in thresholds:
-        s = span_scores(gold, [p.tags(th) for p in predictions]).get("micro", {})
+        s = span_scores(gold, [p.tags(th, decoding=decoding) for p in predictions]).get("micro", {})
         curve.append({"threshold": th, "precision": s.get("precision", 0.0), "recall": s.get("recall", 0.0),
                       "f1": s.get("f1", 0.0)})
     return curve
 
 
-def best_threshold(gold: list[list[str]], predictions, thresholds=THRESHOLDS) -> tuple[float, float]:
+def best_threshold(gold: list[list[str]], predictions, thresholds=THRESHOLDS,
+                   decoding: str | None = None) -> tuple[float, float]:
     """The threshold with the highest micro span F1 (the lowest such one on ties) and that F1."""
-    best = max(threshold_curve(gold, predictions, thresholds), key=lambda c: (c["f1"], -c["threshold"]))
+    best = max(threshold_curve(gold, predictions, thresholds, decoding), key=lambda c: (c["f1"], -c["threshold"]))
     return best["threshold"], best["f1"]

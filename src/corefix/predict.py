@@ -43,9 +43,10 @@ class Restorer:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | None = None, threshold: float | None = None,
-                        batch_size: int | None = None, precision: str = "fp32", overlap: int | None = None) -> "Restorer":
+                        batch_size: int | None = None, precision: str = "fp32", overlap: int | None = None,
+                        decoding: str | None = None) -> "Restorer":
         """Load a model directory written by training (safetensors weights only)."""
-        return cls(Detector.load(path, device, batch_size, precision, overlap, threshold))
+        return cls(Detector.load(path, device, batch_size, precision, overlap, threshold, decoding))
 
     def predict_spans(self, texts: list[str], progress: bool = False) -> list[list[dict]]:
         """Character spans (start, end, label, score) predicted in each text."""

@@ -41,6 +41,7 @@ class CorpusJob:
     split: str = "train"
     precision: str = "fp32"
     overlap: int | None = None  # tokens shared by neighbouring windows (None: the training stride)
+    decoding: str | None = None  # viterbi or independent (None: the model's own)
 
 
 def shard_path(out_dir: Path, k: int, fmt: str) -> Path:
@@ -122,7 +123,7 @@ def run_worker(job: CorpusJob, worker: int, n_workers: int, device: str | None =
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_workers))
     out_dir = Path(job.output)
     restorer = Restorer.from_pretrained(job.model, device=device, threshold=job.threshold, batch_size=job.batch_size,
-                                        precision=job.precision, overlap=job.overlap)
+                                        precision=job.precision, overlap=job.overlap, decoding=job.decoding)
     done = {"shards": 0, "skipped_shards": 0, "articles": 0}
     bar = tqdm(desc=f"worker {worker}", unit="article", disable=not progress, position=worker,
                total=None if total is None else -(-total // n_workers))

@@ -28,6 +28,7 @@ import torch
 import yaml
 
 from .dataset import read_jsonl
+from .labels import DECODINGS
 from .metrics import best_threshold, span_scores
 from .model import CARD_FILE, DEFAULT_MODEL, encode_words, load_trained, load_tokenizer, new_model, predict_words
 
@@ -38,7 +39,8 @@ class TrainConfig:
     data_dir: str = "data/bbc"  # folder with train.jsonl and validation.jsonl
     run_dir: str = "runs/cpu-small"
     max_length: int = 256  # tokens per window
-    stride: int = 64  # tokens of overlap between windows
+    stride: int = 64  # tokens of overlap between windows at inference (and in training unless train_stride is set)
+    train_stride: int | None = None  # tokens of overlap between training windows (None: stride)
     batch_size: int = 16
     grad_accum: int = 1
     learning_rate: float = 1e-4
@@ -49,7 +51,7 @@ class TrainConfig:
     max_minutes: float | None = None  # stop (and keep the best) after this much training time
     eval_every: int = 200  # optimizer steps between validations
     eval_docs: int | None = 150  # validation articles used during training (None: all)
-    calibration_docs: int | None = 200  # validation articles that choose the decision threshold (0: keep arg-max)
+    calibration_docs: int | None = 200  # validation articles that choose the decoding and threshold (0: arg-max)
     log_every: int = 10
     case_feature: bool = True  # feed capitalisation through token_type_ids (needs type_vocab_size >= 2)
     inserted_weight: float = 1.0  # loss weight of the non-O tags (inserted words are ~10 % of words)
@@ -79,7 +81,32 @@ class TrainConfig:
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown training settings: {sorted(unknown)}")
-        return cls(**data)
+        types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        return cls(**{k: _coerce_number(k, types[k], v) for k, v in data.items()})
+
+
+def _coerce_number(name: str, type_name: str, value: Any) -> Any:
+    """A numeric setting as its declared type.
+
+    YAML reads ``2e-4`` (no dot) as a string, so ``learning_rate=2e-4`` would
+    otherwise reach the optimizer as text; anything that is not a number of
+    the right kind is a one-line error naming the setting.
+    """
+    kind = type_name.replace(" | None", "")
+    if kind not in ("int", "float") or value is None:
+        return value
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if kind == "int":
+        if not float(value).is_integer():
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+        return int(value)
+    return float(value)
 
 
 def _mixed_precision(choice: str) -> str:
@@ -150,20 +177,42 @@ def validate(model, tokenizer, records: list[dict], cfg: TrainConfig, case_featu
     return span_scores([r["tags"] for r in records], [p.tags() for p in preds])
 
 
-def calibrate_threshold(best_dir: Path, records: list[dict], cfg: TrainConfig) -> dict:
-    """Choose the decision threshold on P(inserted) that maximises validation span F1; write it in the card.
+SPLIT_PENALTIES = (0.0, 0.25, 0.5, 0.75, 1.0)  # log-odds against two adjacent spans, tried in calibration
 
-    The best checkpoint's card gets ``threshold`` (used by evaluate and predict
-    unless overridden) with the validation F1 at arg-max and at the threshold.
+
+def calibrate_decoding(best_dir: Path, records: list[dict], cfg: TrainConfig) -> dict:
+    """Choose the decoding and the threshold on P(inserted) with the best validation span F1; write them in the card.
+
+    Candidates: plain arg-max, and each decoding (:data:`corefix.labels.DECODINGS`)
+    at each threshold of :data:`corefix.metrics.THRESHOLDS`; for Viterbi
+    decoding, then, each of :data:`SPLIT_PENALTIES` at the chosen threshold.
+    The best checkpoint's card gets ``decoding``, ``threshold`` and
+    ``split_penalty`` (used by evaluate and predict unless overridden) and the
+    F1 of every candidate's best.
     """
     model, tokenizer, card = load_trained(best_dir)
     preds = predict_words(model, tokenizer, [r["text"] for r in records], cfg.max_length, cfg.stride,
                           case_feature=bool(card.get("case_feature")))
     gold = [r["tags"] for r in records]
-    argmax_f1 = span_scores(gold, [p.tags(None) for p in preds]).get("micro", {}).get("f1", 0.0)
-    threshold, f1 = best_threshold(gold, preds)
-    info = {"threshold": threshold if f1 > argmax_f1 else None, "calibration": {
-        "articles": len(records), "argmax_f1": argmax_f1, "threshold_f1": f1, "best_threshold": threshold}}
+    argmax_f1 = span_scores(gold, [p.tags(None, decoding="independent") for p in preds]).get("micro", {}).get("f1", 0.0)
+    calibration = {"articles": len(records), "argmax_f1": argmax_f1}
+    choice = ("independent", None, argmax_f1)
+    for decoding in DECODINGS:
+        threshold, f1 = best_threshold(gold, preds, decoding=decoding)
+        calibration[decoding] = {"best_threshold": threshold, "f1": f1}
+        if f1 > choice[2]:
+            choice = (decoding, threshold, f1)
+    split_penalty = 0.0
+    if choice[0] == "viterbi":  # then at that threshold: the penalty on adjacent spans
+        tried = {}
+        for penalty in SPLIT_PENALTIES:
+            for p in preds:
+                p.split_penalty = penalty
+            tried[penalty] = span_scores(gold, [p.tags(choice[1], decoding="viterbi") for p in preds])["micro"]["f1"]
+        split_penalty = max(tried, key=lambda k: (tried[k], -k))
+        calibration["viterbi"]["split_penalty_f1"] = {str(k): v for k, v in tried.items()}
+    info = {"decoding": choice[0], "threshold": choice[1], "split_penalty": split_penalty,
+            "calibration": calibration}
     card.update(info)
     (best_dir / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
     return info
@@ -209,7 +258,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     all_val_records = read_jsonl(data_dir / "validation.jsonl")
     val_records = all_val_records[: cfg.eval_docs] if cfg.eval_docs else all_val_records
     case_feature = case_feature_of(model, cfg.case_feature)
-    feats = build_features(train_records, tokenizer, cfg.max_length, cfg.stride, case_feature)
+    train_stride = cfg.stride if cfg.train_stride is None else cfg.train_stride
+    feats = build_features(train_records, tokenizer, cfg.max_length, train_stride, case_feature)
     if not feats:
         raise ValueError(f"{data_dir / 'train.jsonl'}: no training windows")
     lengths = [len(f["input_ids"]) for f in feats]
@@ -316,12 +366,13 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
         accelerator.print(f"time budget of {cfg.max_minutes} min reached at step {state['step']}")
     evaluate_and_checkpoint()
     if accelerator.is_main_process and cfg.calibration_docs and all_val_records and (run_dir / "best").is_dir():
-        info = calibrate_threshold(run_dir / "best", all_val_records[: cfg.calibration_docs], cfg)
+        info = calibrate_decoding(run_dir / "best", all_val_records[: cfg.calibration_docs], cfg)
         log({"step": state["step"], **info})
         if state["best"] is not None:
             state["best"].update(info)
         cal = info["calibration"]
-        accelerator.print(f"decision threshold {info['threshold']} (validation micro F1 {cal['threshold_f1']:.4f}, "
-                          f"arg-max {cal['argmax_f1']:.4f}, {cal['articles']} articles)")
+        tuned = ", ".join(f"{d} {cal[d]['f1']:.4f} at {cal[d]['best_threshold']}" for d in DECODINGS)
+        accelerator.print(f"decoding {info['decoding']}, threshold {info['threshold']} (validation micro F1: "
+                          f"{tuned}; arg-max {cal['argmax_f1']:.4f}; {cal['articles']} articles)")
     log_file.close()
     return state["best"] or {}
