@@ -80,6 +80,13 @@ def tags_to_spans(
 DECODINGS = ("viterbi", "independent")
 
 
+def check_decoding(decoding: str) -> str:
+    """``decoding`` if it is one of :data:`DECODINGS`, else a ValueError naming them."""
+    if decoding not in DECODINGS:
+        raise ValueError(f"unknown decoding {decoding!r} (use {', '.join(DECODINGS)})")
+    return decoding
+
+
 def viterbi_tags(probs, o_bias: float = 0.0, split_penalty: float = 0.0) -> list[str]:
     """The most probable valid IOB2 tag sequence under per-word tag probabilities.
 
@@ -117,12 +124,13 @@ def viterbi_tags(probs, o_bias: float = 0.0, split_penalty: float = 0.0) -> list
         add = [0.0] * n_tags
         for i, (b, c) in inside.items():
             ptr[i] = b if score[b] >= score[c] else c
-        if split_penalty and best_prev != o and score[best_prev] - split_penalty < score[o]:
-            for j in begins:  # a new span after a span pays the penalty: after O it may be cheaper
-                ptr[j] = o
-        elif split_penalty and best_prev != o:
+        if split_penalty and best_prev != o:  # a new span after a span pays the penalty; after O it may be cheaper
+            after_o = score[best_prev] - split_penalty < score[o]
             for j in begins:
-                add[j] = -split_penalty
+                if after_o:
+                    ptr[j] = o
+                else:
+                    add[j] = -split_penalty
         score = [score[ptr[j]] + lp[j] + add[j] for j in range(n_tags)]
         back.append(ptr)
     k = max(range(n_tags), key=score.__getitem__)

