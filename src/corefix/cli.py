@@ -13,6 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .labels import DECODINGS
+
 
 class UserError(Exception):
     """An error with a message meant for the user (no traceback)."""
@@ -29,7 +31,7 @@ def _add_inference_options(p):
                         "32 was 0-19 %% faster, within 0.15 points of F1)")
     p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
                    help="inference precision: fp32 exact; bf16/int8 about 2x faster on CPU, a few decisions may change")
-    p.add_argument("--decoding", choices=("viterbi", "independent"), default=None,
+    p.add_argument("--decoding", choices=DECODINGS, default=None,
                    help="read tags off the probabilities as the best valid IOB2 path, or word by word "
                         "(default: the one chosen in training)")
 
@@ -178,7 +180,6 @@ def _run_evaluate(args):
     result["model_dir"] = args.model
     result["precision"] = None if args.baselines_only else args.precision
     result["overlap"] = None if args.baselines_only else detector.stride
-    result["decoding"] = None if args.baselines_only else detector.decoding
     print(format_table(result))
     if args.out:
         out = Path(args.out)
