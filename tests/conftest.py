@@ -29,7 +29,7 @@ ARTICLES = [
 
 @pytest.fixture(scope="session")
 def simulator():
-    from corefix.simulate import Simulator
+    from corefix.data.simulate import Simulator
 
     return Simulator()
 
@@ -44,7 +44,7 @@ def tiny_encoder(tmp_path_factory):
     """A randomly initialised 2-layer BERT with the default encoder's tokenizer, saved locally."""
     from transformers import BertConfig, BertModel
 
-    from corefix.model import load_tokenizer
+    from corefix.model.network import load_tokenizer
 
     out = tmp_path_factory.mktemp("tiny-encoder")
     tok = load_tokenizer(None)
@@ -61,8 +61,8 @@ def tiny_encoder(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory, simulator):
     """A small damaged dataset built from the fixture articles."""
-    from corefix.corpus import Article
-    from corefix.dataset import build_dataset
+    from corefix.data.corpus import Article
+    from corefix.data.dataset import build_dataset
 
     out = tmp_path_factory.mktemp("tiny-data")
     arts = [Article(f"{i}-{a}", t) for i in range(12) for a, t in ARTICLES]
@@ -73,7 +73,7 @@ def tiny_data(tmp_path_factory, simulator):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tiny_encoder, tiny_data):
     """A tiny model trained for a few steps: (best model dir, run dir)."""
-    from corefix.train import TrainConfig, train
+    from corefix.model.train import TrainConfig, train
 
     run = tmp_path_factory.mktemp("tiny-run")
     cfg = TrainConfig(model=tiny_encoder, data_dir=str(tiny_data), run_dir=str(run), max_length=64, stride=16,

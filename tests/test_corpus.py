@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from corefix.corpus import CorpusError, LoadReport, _looks_like_hub_id, iter_corpus, load_corpus
+from corefix.data.corpus import CorpusError, LoadReport, _looks_like_hub_id, iter_corpus, load_corpus
 
 
 def test_jsonl_skips_empty_and_malformed(tmp_path):

@@ -3,10 +3,11 @@ import json
 import pytest
 
 from corefix.cli import main
-from corefix.corpus import Article
-from corefix.dataset import REAL_ARTICLE, SPLITS, build_dataset, damage_stats, format_stats, read_jsonl, split_of
-from corefix.settings import SimulatorSettings
-from corefix.simulate import undo
+from corefix.data.corpus import Article
+from corefix.data.dataset import REAL_ARTICLE, build_dataset, damage_stats, format_stats
+from corefix.data.records import SPLITS, read_jsonl, split_of
+from corefix.data.settings import SimulatorSettings
+from corefix.data.simulate import undo
 
 from .conftest import BBC
 

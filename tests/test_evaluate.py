@@ -1,10 +1,10 @@
 import pytest
 
-from corefix.baseline import rule_tags
-from corefix.evaluate import evaluate, format_table, score_system, write_report
-from corefix.labels import spans_to_tags, word_offsets
-from corefix.model import WordPredictions
-from corefix.simulate import undo
+from corefix.model.baseline import rule_tags
+from corefix.model.evaluate import evaluate, format_table, score_system, write_report
+from corefix.words import spans_to_tags, word_offsets
+from corefix.model.inference import WordPredictions
+from corefix.data.simulate import undo
 
 
 def _records(simulator, articles):

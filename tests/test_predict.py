@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from corefix.cli import main
-from corefix.predict import Restoration, Restorer
-from corefix.render import to_html
+from corefix.model.predict import Restoration, Restorer
+from corefix.model.render import to_html
 
 DAMAGED = ('phoning her a Ms. Lopez about an hour after she had Ms. Lopez the vote , but the two leaders have not met . '
            '" Ghana has a Ghana in Lopez , " he said .\n Mr. Haldane President Lopez Ghana')
@@ -120,15 +120,17 @@ def test_bad_inference_options_give_one_line_errors(model_dir, tiny_data, tmp_pa
 
 
 def test_smaller_overlap_still_gives_every_word_one_decision(model_dir):
-    from corefix.labels import word_offsets
-    from corefix.model import Detector
+    from corefix.words import word_offsets
+    from corefix.model.inference import Detector
+    from corefix.model.options import InferenceOptions
 
     text = " ".join([DAMAGED] * 12)
-    full = Detector.load(model_dir).predict([text])[0]
-    none = Detector.load(model_dir, overlap=0).predict([text])[0]
-    assert len(none.tags()) == len(full.tags()) == len(word_offsets(text))
+    detector = Detector.load(model_dir)
+    full = detector.predict([text])[0].tags(detector.policy)
+    none = Detector.load(model_dir, InferenceOptions(overlap=0)).predict([text])[0]
+    assert len(none.tags(detector.policy)) == len(full) == len(word_offsets(text))
     assert (none.probs.sum(-1) > 0.99).all()  # every word got probabilities from some window
-    agree = sum(a == b for a, b in zip(none.tags(), full.tags())) / len(full.tags())
+    agree = sum(a == b for a, b in zip(none.tags(detector.policy), full)) / len(full)
     assert agree > 0.8
 
 
@@ -167,7 +169,7 @@ def test_html_escapes_and_marks():
 
 
 def test_a_span_never_starts_at_a_title_full_stop():
-    from corefix.labels import keep_titles
+    from corefix.model.decode import keep_titles
 
     words = ["then", "Mr", ".", "Haldane", "state", "said", "Dr", ".", "Okafor", "."]
     tags = ["O", "O", "B-DUP", "I-DUP", "O", "O", "B-SUB", "I-SUB", "I-SUB", "O"]
@@ -188,7 +190,8 @@ def test_viterbi_finds_the_best_valid_path():
     import numpy as np
     from seqeval.scheme import IOB2, Tokens
 
-    from corefix.labels import TAG2ID, TAGS, viterbi_tags
+    from corefix.model.decode import viterbi_tags
+    from corefix.words import TAG2ID, TAGS
 
     def valid(seq):
         return all(not t.startswith("I-") or (i and seq[i - 1][2:] == t[2:] and seq[i - 1] != "O")

@@ -1,8 +1,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corefix.labels import word_offsets
-from corefix.restore import apply_spans, choose_pronoun, restore_text
+from corefix.words import word_offsets
+from corefix.model.restore import apply_spans, choose_pronoun, restore_text
 
 
 def _span(text, frag, label, nth=0):

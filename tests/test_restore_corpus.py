@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from corefix.restore_corpus import CorpusJob, restore_corpus, shard_path
+from corefix.model.restore_corpus import CorpusJob, restore_corpus, shard_path
 
 TEXT = ('phoning her a Ms. Lopez about an hour after she had Ms. Lopez the vote , but the two leaders have not met . '
         '" Ghana has a Ghana in Lopez , " he said .\n Mr. Haldane President Lopez Ghana')

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corefix.labels import spans_to_tags, tags_to_spans, word_offsets
-from corefix.settings import SimulatorSettings
-from corefix.simulate import DATELINES, Simulator, undo
+from corefix.words import spans_to_tags, tags_to_spans, word_offsets
+from corefix.data.settings import SimulatorSettings
+from corefix.data.simulate import DATELINES, Simulator, undo
 
 CORRUPTION_STYLE = (
     "ACCRA  —  President Kwame K. Okafor of Ghana and Maria J. Lopez agreed on Friday to review "

@@ -2,9 +2,13 @@ import json
 
 import pytest
 
-from corefix.dataset import read_jsonl
-from corefix.model import Detector, encode_words, load_trained, new_model, predict_words
-from corefix.train import TrainConfig, configure_model, length_grouped_order, train
+from corefix.data.records import read_jsonl
+from corefix.model.decode import DecodePolicy
+from corefix.model.features import encode_words, length_grouped_order
+from corefix.model.inference import Detector, WordPredictions, predict_words
+from corefix.model.network import load_trained, new_model
+from corefix.model.options import InferenceOptions
+from corefix.model.train import TrainConfig, configure_model, train
 
 
 def _log(run):
@@ -27,11 +31,12 @@ def test_reloaded_model_predicts_the_same_tags(tiny_model, tiny_data):
     best, _ = tiny_model
     texts = [r["text"] for r in read_jsonl(tiny_data / "validation.jsonl")][:4] or \
         [r["text"] for r in read_jsonl(tiny_data / "train.jsonl")][:4]
-    a = Detector.load(best, batch_size=3)
-    assert a.case_feature and a.max_length == 64
+    a = Detector.load(best, InferenceOptions(batch_size=3))
+    assert a.card.case_feature and a.card.max_length == 64
+    policy = a.policy
     a = a.predict(texts)
-    b = Detector.load(best, batch_size=8).predict(texts)
-    assert [p.tags() for p in a] == [p.tags() for p in b]
+    b = Detector.load(best, InferenceOptions(batch_size=8)).predict(texts)
+    assert [p.tags(policy) for p in a] == [p.tags(policy) for p in b]
     for x, y in zip(a, b):
         assert abs(x.probs - y.probs).max() < 1e-4
 
@@ -57,7 +62,7 @@ def test_windows_cover_every_word_of_a_long_article(tiny_model):
     covered = {w for f in feats for w in f["word_ids"] if w is not None}
     assert covered == set(range(len(words)))
     preds = predict_words(model, tok, [" ".join(words)], max_length=64, stride=16)
-    assert len(preds[0].tags()) == len(words)
+    assert len(preds[0].tags(DecodePolicy())) == len(words)
 
 
 def test_length_grouped_order_is_a_reproducible_permutation():
@@ -90,7 +95,8 @@ def test_segmented_prediction_covers_every_word_and_agrees(tiny_model):
     whole = predict_words(model, tok, [text, "short one ."], max_length=64, stride=16, segment_words=10**9)[0]
     parts = predict_words(model, tok, [text, "short one ."], max_length=64, stride=16, segment_words=150)[0]
     assert (parts.probs.sum(-1) > 0.99).all(), "a word got no prediction"
-    agree = sum(a == b for a, b in zip(whole.tags(), parts.tags())) / len(whole.tags())
+    policy = DecodePolicy()
+    agree = sum(a == b for a, b in zip(whole.tags(policy), parts.tags(policy))) / len(whole.probs)
     assert agree > 0.97, agree
 
 
@@ -126,36 +132,35 @@ PROBS = [
 def test_best_threshold_picks_the_lowest_perfect_threshold():
     import numpy as np
 
-    from corefix.metrics import best_threshold
-    from corefix.model import WordPredictions
+    from corefix.model.metrics import best_threshold
 
-    pred = WordPredictions([(0, 1), (2, 3), (4, 5), (6, 7)], np.array(PROBS, dtype=np.float32), decoding="independent")
+    pred = WordPredictions([(0, 1), (2, 3), (4, 5), (6, 7)], np.array(PROBS, dtype=np.float32))
     gold = [["O", "B-DUP", "I-DUP", "O"]]
-    assert pred.tags() == ["O", "O", "I-DUP", "O"]  # no threshold of its own: arg-max
-    assert best_threshold(gold, [pred]) == (0.3, 1.0)
-    pred.threshold = 0.3
-    assert pred.tags() == gold[0] and pred.tags(None) == ["O", "O", "I-DUP", "O"]
+    independent = DecodePolicy("independent")
+    assert pred.tags(independent) == ["O", "O", "I-DUP", "O"]  # no threshold: arg-max
+    assert best_threshold(gold, [pred], independent) == (0.3, 1.0)
+    assert pred.tags(DecodePolicy("independent", 0.3)) == gold[0]
 
 
 def test_viterbi_decodes_a_span_as_a_whole():
     import numpy as np
 
-    from corefix.model import WordPredictions
-
     pred = WordPredictions([(0, 1), (2, 3), (4, 5), (6, 7)], np.array(PROBS, dtype=np.float32))
     # P(B-DUP) P(I-DUP) = 0.32 beats P(O) P(O) = 0.12 where word by word the span loses its first word
-    assert pred.tags() == ["O", "B-DUP", "I-DUP", "O"]
-    assert pred.tags(0.9) == ["O"] * 4  # two words at odds of 9 against each: 0.32 / 0.12 is not enough
-    assert pred.tags(1.0) == ["O"] * 4 and pred.tags(0.0) == ["B-DUP", "B-DUP", "I-DUP", "B-DUP"]
+    assert pred.tags(DecodePolicy()) == ["O", "B-DUP", "I-DUP", "O"]
+    # two words at odds of 9 against each: 0.32 / 0.12 is not enough
+    assert pred.tags(DecodePolicy(threshold=0.9)) == ["O"] * 4
+    assert pred.tags(DecodePolicy(threshold=1.0)) == ["O"] * 4
+    assert pred.tags(DecodePolicy(threshold=0.0)) == ["B-DUP", "B-DUP", "I-DUP", "B-DUP"]
     with pytest.raises(ValueError, match="decoding"):
-        pred.tags(decoding="greedy")
+        DecodePolicy("greedy")
 
 
 def test_training_writes_the_calibrated_decoding_and_predict_uses_it(tiny_model, tiny_data):
-    from corefix.labels import DECODINGS
-    from corefix.metrics import THRESHOLDS
-    from corefix.predict import Restorer
-    from corefix.train import SPLIT_PENALTIES
+    from corefix.model.calibrate import SPLIT_PENALTIES
+    from corefix.model.decode import DECODINGS
+    from corefix.model.metrics import THRESHOLDS
+    from corefix.model.predict import Restorer
 
     best, run = tiny_model
     card = json.loads((best / "corefix.json").read_text())
@@ -174,20 +179,19 @@ def test_training_writes_the_calibrated_decoding_and_predict_uses_it(tiny_model,
     else:
         assert card["split_penalty"] == 0.0
     detector = Detector.load(best)
-    assert (detector.threshold, detector.decoding) == (card["threshold"], card["decoding"])
-    assert detector.predict(["Mr Smith said Mr Smith ."])[0].split_penalty == card["split_penalty"]
-    assert Restorer.from_pretrained(best, threshold=0.95).detector.threshold == 0.95
-    assert Detector.load(best, decoding="independent").decoding == "independent"
+    assert detector.policy == DecodePolicy(card["decoding"], card["threshold"], card["split_penalty"])
+    assert Restorer.from_pretrained(best, threshold=0.95).detector.policy.threshold == 0.95
+    assert Detector.load(best, InferenceOptions(decoding="independent")).policy.decoding == "independent"
     with pytest.raises(ValueError, match="decoding"):
-        Detector.load(best, decoding="greedy")
+        Detector.load(best, InferenceOptions(decoding="greedy"))
 
 
 def test_first_subwords_of_a_window():
-    from corefix.model import _first_subwords
+    from corefix.model.inference import first_subwords
 
-    pos, wid = _first_subwords([None, 0, 0, 1, 2, 2, 2, None])
+    pos, wid = first_subwords([None, 0, 0, 1, 2, 2, 2, None])
     assert pos.tolist() == [1, 3, 4] and wid.tolist() == [0, 1, 2]
-    pos, wid = _first_subwords([None, 5, 6, 6, None])  # a window that starts mid-article
+    pos, wid = first_subwords([None, 5, 6, 6, None])  # a window that starts mid-article
     assert pos.tolist() == [1, 2] and wid.tolist() == [5, 6]
 
 

@@ -8,7 +8,7 @@ __all__ = ["Restorer", "__version__"]
 def __getattr__(name):
     # Restorer pulls in torch and transformers: import it only when asked for.
     if name == "Restorer":
-        from .predict import Restorer
+        from .model.predict import Restorer
 
         return Restorer
     raise AttributeError(name)

@@ -13,7 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .labels import DECODINGS
+from .model.decode import DECODINGS
+from .model.options import PRECISIONS
 
 
 class UserError(Exception):
@@ -29,23 +30,25 @@ def _add_inference_options(p):
     p.add_argument("--overlap", type=int, default=None,
                    help="tokens shared by neighbouring windows (default: the training stride; "
                         "32 was 0-19 %% faster, within 0.15 points of F1)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="inference precision: fp32 exact; bf16/int8 about 2x faster on CPU, a few decisions may change")
     p.add_argument("--decoding", choices=DECODINGS, default=None,
                    help="read tags off the probabilities as the best valid IOB2 path, or word by word "
                         "(default: the one chosen in training)")
 
 
-def _inference_options(args) -> dict:
-    """Checked keyword arguments for Detector.load / Restorer.from_pretrained."""
+def _inference_options(args):
+    """The one InferenceOptions of a command, built from its flags (a bad value is a one-line error)."""
+    from .model.options import InferenceOptions
+
     if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         raise UserError("--threshold must be between 0 and 1")
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     if args.overlap is not None and args.overlap < 0:
         raise UserError("--overlap must be 0 or more")
-    return {"batch_size": args.batch_size, "threshold": args.threshold, "precision": args.precision,
-            "overlap": args.overlap, "decoding": args.decoding}
+    return InferenceOptions(batch_size=args.batch_size, threshold=args.threshold, precision=args.precision,
+                            overlap=args.overlap, decoding=args.decoding)
 
 
 def _add_make_dataset(sub):
@@ -64,7 +67,8 @@ def _add_make_dataset(sub):
 
 
 def _run_make_dataset(args):
-    from .dataset import SPLITS, damage_stats, format_stats, read_jsonl
+    from .data.dataset import damage_stats, format_stats
+    from .data.records import SPLITS, read_jsonl
 
     if args.stats:
         d = Path(args.stats)
@@ -79,10 +83,10 @@ def _run_make_dataset(args):
         return
     if not args.corpus or not args.out:
         raise UserError("make-dataset needs --corpus and --out (or --stats DIR)")
-    from .corpus import load_corpus
-    from .dataset import build_dataset
-    from .settings import SimulatorSettings
-    from .simulate import Simulator
+    from .data.corpus import load_corpus
+    from .data.dataset import build_dataset
+    from .data.settings import SimulatorSettings
+    from .data.simulate import Simulator
 
     settings = SimulatorSettings.from_yaml(args.config)
     if args.seed is not None:
@@ -108,7 +112,7 @@ def _add_train(sub):
 
 
 def _run_train(args):
-    from .train import TrainConfig, train
+    from .model.train import TrainConfig, train
 
     cfg = TrainConfig.from_yaml(args.config, args.overrides)
     best = train(cfg, resume=not args.no_resume)
@@ -125,15 +129,13 @@ def _add_calibrate(sub):
 
 
 def _run_calibrate(args):
-    from .dataset import read_jsonl
-    from .model import CARD_FILE, check_model_dir
-    from .train import TrainConfig, calibrate_decoding
+    from .data.records import read_jsonl
+    from .model.calibrate import calibrate
+    from .model.card import ModelCard
+    from .model.network import check_model_dir
 
     model_dir = check_model_dir(args.model)
-    card_file = model_dir / CARD_FILE
-    card = json.loads(card_file.read_text(encoding="utf-8")) if card_file.is_file() else {}
-    cfg = TrainConfig.from_dict(card.get("train_config", {}))
-    data = Path(args.data) if args.data else Path(cfg.data_dir) / "validation.jsonl"
+    data = Path(args.data) if args.data else Path(ModelCard.load(model_dir).train_config.get("data_dir", "")) / "validation.jsonl"
     if not data.is_file():
         raise UserError(f"{data}: no such file" + ("" if args.data else " (give the labelled articles with --data)"))
     if args.limit is not None and args.limit < 1:
@@ -141,7 +143,9 @@ def _run_calibrate(args):
     records = read_jsonl(data)[: args.limit]
     if not records:
         raise UserError(f"{data}: no records")
-    info = calibrate_decoding(model_dir, records, cfg)
+    card = calibrate(model_dir, records)
+    info = {"decoding": card.decoding, "threshold": card.threshold, "split_penalty": card.split_penalty,
+            "calibration": card.calibration}
     print(json.dumps({"model": str(model_dir), "data": str(data), **info}, indent=2))
 
 
@@ -157,8 +161,8 @@ def _add_evaluate(sub):
 
 
 def _run_evaluate(args):
-    from .dataset import read_jsonl
-    from .evaluate import evaluate, format_table, write_report
+    from .data.records import read_jsonl
+    from .model.evaluate import evaluate, format_table, write_report
 
     options = None if args.baselines_only else _inference_options(args)
     data = Path(args.data)
@@ -167,15 +171,15 @@ def _run_evaluate(args):
     records = read_jsonl(data)[: args.limit]
     if not records:
         raise UserError(f"{data}: no records")
-    predictions = None
+    predictions = detector = None
     if not args.baselines_only:
         if not args.model:
             raise UserError("evaluate needs --model DIR (or --baselines-only)")
-        from .model import Detector
+        from .model.inference import Detector
 
-        detector = Detector.load(args.model, **options)
+        detector = Detector.load(args.model, options)
         predictions = detector.predict([r["text"] for r in records], progress=True)
-    result = evaluate(records, predictions)
+    result = evaluate(records, predictions, detector.policy if detector else None)
     result["data"] = str(data)
     result["model_dir"] = args.model
     result["precision"] = None if args.baselines_only else args.precision
@@ -203,41 +207,10 @@ def _add_predict(sub):
     p.set_defaults(func=_run_predict)
 
 
-def _read_inputs(args, complain):
-    """(articles, input files) of every input; bad ones are reported and skipped."""
-    from .corpus import Article, CorpusError, LoadReport, decode_text, iter_corpus
-
-    articles, files = [], []
-    report = LoadReport(listener=complain)
-    for src in args.input:
-        if src == "-":
-            try:
-                articles.append(Article("stdin", decode_text(sys.stdin.buffer.read(), "standard input")))
-            except CorpusError as e:
-                complain(str(e))
-            continue
-        path = Path(src)
-        if not path.exists():
-            complain(f"{path}: no such file or folder")
-            continue
-        files.extend([path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()])
-        try:
-            if path.is_file() and path.suffix.lower() not in (".jsonl", ".json"):
-                text = decode_text(path.read_bytes(), str(path))
-                articles.append(Article(path.stem, text))
-            else:
-                # empty records are kept: they come back unchanged
-                articles.extend(iter_corpus(path, args.text_field, args.id_field, report=report, keep_empty=True))
-        except CorpusError as e:
-            complain(str(e))
-        except OSError as e:
-            complain(f"{path}: {e.strerror or e}")
-    return articles, files
-
-
 def _run_predict(args):
-    from .model import ModelDirError, check_model_dir
-    from .predict import Restorer
+    from .data.corpus import read_inputs
+    from .model.network import ModelDirError, check_model_dir
+    from .model.predict import Restorer
 
     failures = []
 
@@ -247,7 +220,7 @@ def _run_predict(args):
 
     check_model_dir(args.model)
     options = _inference_options(args)
-    articles, files = _read_inputs(args, complain)
+    articles, files = read_inputs(args.input, args.text_field, args.id_field, complain, stdin=sys.stdin.buffer)
     if not articles:
         raise UserError("no readable article in the input" if failures else "the input holds no article")
     inputs = {f.resolve() for f in files}
@@ -258,7 +231,7 @@ def _run_predict(args):
         if t.resolve() in inputs:
             raise UserError(f"{t}: output would overwrite an input file")
     try:
-        restorer = Restorer.from_pretrained(args.model, **options)
+        restorer = Restorer.from_pretrained(args.model, options)
     except ModelDirError:
         raise
     except Exception as e:  # a corrupt config or weights file: say which directory
@@ -294,7 +267,7 @@ def _safe_name(art_id: str) -> str:
 
 
 def _render(fmt: str, results) -> str:
-    from .render import to_html, to_jsonl_line
+    from .model.render import to_html, to_jsonl_line
 
     if fmt == "jsonl":
         return "".join(to_jsonl_line(r) + "\n" for r in results)
@@ -317,7 +290,7 @@ def _add_benchmark(sub):
 
 
 def _run_benchmark(args):
-    from .benchmark import format_summary, run_benchmark
+    from .model.benchmark import format_summary, run_benchmark
 
     result = run_benchmark(args.model, args.data, args.quick)
     print(format_summary(result))
@@ -343,14 +316,14 @@ def _add_restore_corpus(sub):
 
 
 def _run_restore_corpus(args):
-    from .restore_corpus import CorpusJob, restore_corpus
+    from .model.restore_corpus import CorpusJob, restore_corpus
 
     src = Path(args.input)
     if src.exists() and Path(args.output).resolve() == src.resolve():
         raise UserError("--output must differ from --input")
     job = CorpusJob(args.model, args.input, args.output, args.text_field, args.id_field,
                     shard_size=args.shard_size, num_workers=args.num_workers, format=args.format, split=args.split,
-                    **_inference_options(args))
+                    options=_inference_options(args))
     summary = restore_corpus(job)
     failures = summary.pop("failures")
     print(json.dumps(summary, indent=2))
@@ -378,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from .corpus import CorpusError
+    from .data.corpus import CorpusError
 
     try:
         args.func(args)

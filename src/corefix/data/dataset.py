@@ -1,19 +1,16 @@
-"""Build train/validation/test JSONL files of damaged articles, and measure them."""
+"""Build train/validation/test splits of damaged articles with the simulator, and measure their damage."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import statistics
 from collections import Counter
 from pathlib import Path
-
 from tqdm.auto import tqdm
 
 from .corpus import Article
+from .records import SPLITS, split_of
 from .simulate import Simulator
-
-SPLITS = ("train", "validation", "test")
 
 # The real damaged article of CORRUPTION.md, measured by hand.
 REAL_ARTICLE = {
@@ -24,13 +21,6 @@ REAL_ARTICLE = {
     "mean words overwritten per misplaced copy": 1.5,
     "overflow tail mentions per tailed article": 3.0,
 }
-
-
-def split_of(article_id: str) -> str:
-    """A stable ~80/10/10 split by a hash of the article id."""
-    h = int(hashlib.sha1(article_id.encode("utf-8")).hexdigest(), 16) % 10
-    return "train" if h < 8 else "validation" if h == 8 else "test"
-
 
 def build_dataset(
     articles: list[Article],
@@ -59,11 +49,6 @@ def build_dataset(
     with open(out_dir / "simulate.json", "w", encoding="utf-8") as f:
         json.dump(simulator.settings.to_dict(), f, indent=2)
     return {s: counts[s] for s in SPLITS}
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def damage_stats(records: list[dict]) -> dict[str, float]:

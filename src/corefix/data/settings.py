@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ..config import check_fields, read_yaml
 
 
 @dataclass
@@ -106,9 +106,7 @@ class SimulatorSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "SimulatorSettings":
         data = dict(data or {})
-        unknown = set(data) - {"seed", "mixture", "profiles"}
-        if unknown:
-            raise ValueError(f"unknown simulator settings: {sorted(unknown)}")
+        check_fields(cls, data, "simulator settings")
         out = cls()
         if "seed" in data:
             out.seed = int(data["seed"])
@@ -130,10 +128,7 @@ class SimulatorSettings:
     def from_yaml(cls, path: str | Path | None) -> "SimulatorSettings":
         if path is None:
             return cls()
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level")
+        data = read_yaml(path)
         return cls.from_dict(data.get("simulate", data))
 
 

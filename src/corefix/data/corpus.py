@@ -193,3 +193,40 @@ def _hub_dataset(name: str, split: str):
 def _iter_datasets(ds, report: LoadReport):
     for rec in ds:
         yield dict(rec)
+
+
+def read_inputs(sources: list[str], text_field: str = "text", id_field: str = "id",
+                complain: Callable[[str], None] | None = None, stdin=None) -> tuple[list[Article], list[Path]]:
+    """The articles of each source to restore, and the files they came from.
+
+    A source is a ``.txt`` file (one article, its name the id), a folder, a
+    JSONL file, or ``-`` for ``stdin`` (bytes). Empty records are kept (they
+    come back unchanged); a source or record that cannot be read is passed to
+    ``complain`` and skipped, never fatal.
+    """
+    complain = complain or (lambda msg: log.warning(msg))
+    articles: list[Article] = []
+    files: list[Path] = []
+    report = LoadReport(listener=complain)
+    for src in sources:
+        if src == "-":
+            try:
+                articles.append(Article("stdin", decode_text(stdin.read() if stdin else b"", "standard input")))
+            except CorpusError as e:
+                complain(str(e))
+            continue
+        path = Path(src)
+        if not path.exists():
+            complain(f"{path}: no such file or folder")
+            continue
+        files.extend([path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()])
+        try:
+            if path.is_file() and path.suffix.lower() not in (".jsonl", ".json"):
+                articles.append(Article(path.stem, decode_text(path.read_bytes(), str(path))))
+            else:
+                articles.extend(iter_corpus(path, text_field, id_field, report=report, keep_empty=True))
+        except CorpusError as e:
+            complain(str(e))
+        except OSError as e:
+            complain(f"{path}: {e.strerror or e}")
+    return articles, files

@@ -16,9 +16,8 @@ fitted to the test split.
 
 from __future__ import annotations
 
-from .labels import word_offsets
-
-TITLES = {"mr", "mrs", "ms", "dr", "st", "sir", "lord", "lady", "president", "prime", "minister", "chancellor"}
+from ..lexicon import BASELINE_TITLES as TITLES
+from ..words import split_words
 STOP_CAPS = {
     "the", "a", "an", "but", "and", "in", "on", "at", "it", "he", "she", "they", "we", "i", "this", "that",
     "however", "meanwhile", "if", "when", "while", "as", "for", "last", "mr", "its", "his", "her", "their",
@@ -58,8 +57,7 @@ def _norm(words: list[str]) -> str:
 
 def rule_tags(text: str) -> tuple[list[tuple[int, int]], list[str]]:
     """Word offsets of ``text`` and the baseline's IOB2 tag for each."""
-    offsets = word_offsets(text)
-    words = [text[s:e] for s, e in offsets]
+    offsets, words = split_words(text)
     tags = ["O"] * len(words)
     runs = _runs(words)
     counts: dict[str, int] = {}

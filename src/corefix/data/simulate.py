@@ -23,9 +23,10 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
-from .labels import TITLE_ABBREVIATIONS, spans_to_tags, word_offsets
-from .mentions import Cluster, Mention, find_clusters, load_nlp
-from .pronouns import PRONOUNS, pronoun_for
+from ..lexicon import PRONOUNS, TITLE_ABBREVIATIONS, pronoun_for
+from ..nlp import load_nlp
+from ..words import spans_to_tags, word_offsets
+from .mentions import Cluster, Mention, find_clusters
 from .settings import Profile, SimulatorSettings
 
 DATELINES = ["LONDON", "MOSCOW", "WASHINGTON", "PARIS", "BRUSSELS", "NEW YORK", "BERLIN", "TOKYO", "EDINBURGH"]
@@ -47,7 +48,7 @@ class Edit:
     end: int  # one past the last token overwritten
     insert: str
     label: str  # "SUB" or "DUP"
-    restore: str = ""
+    replacement: str = ""  # the readable text for the span: the original mention of a SUB
     glued: str = ""  # a second copy glued right after the insert (DUP)
     drift: int = 0  # how many tokens right of its mention the rewrite landed
 
@@ -94,10 +95,6 @@ class Simulator:
         if self._nlp is None:
             self._nlp = load_nlp()
         return self._nlp
-
-    def parse(self, texts, batch_size: int = 32):
-        """spaCy-parse many clean texts (streamed); pass the results to :meth:`damage`."""
-        return self.nlp.pipe(texts, batch_size=batch_size)
 
     def damage(self, article_id: str, text: str, sample: int = 0, doc=None) -> Damaged:
         rng = stable_rng(self.settings.seed, article_id, sample)
@@ -280,7 +277,7 @@ def _plan(toks, clusters, profile: Profile, style: str, rng: random.Random, has_
         if shift == 0:
             if original_span == text:
                 continue  # a rewrite with itself changes nothing
-            edit = Edit(a, b, text, "SUB", restore=original_span)
+            edit = Edit(a, b, text, "SUB", replacement=original_span)
             if profile.variants.glued_double and rng.random() < profile.variants.glued_double:
                 edit.glued = text
         else:
@@ -335,12 +332,12 @@ def _apply(toks: list[Tok], edits: list[Edit], tail: list[str]):
         overwritten = _span_text(toks, e.start, e.end)
         out.append(e.insert)
         spans.append({"start": pos, "end": pos + len(e.insert), "label": e.label,
-                      "overwritten": overwritten, "restore": e.restore, "drift": e.drift})
+                      "overwritten": overwritten, "replacement": e.replacement, "drift": e.drift})
         pos += len(e.insert)
         if e.glued:
             out.append(e.glued)
             spans.append({"start": pos, "end": pos + len(e.glued), "label": "DUP",
-                          "overwritten": "", "restore": "", "drift": None})
+                          "overwritten": "", "replacement": "", "drift": None})
             pos += len(e.glued)
         ws = toks[e.end - 1].ws
         out.append(ws)
@@ -350,7 +347,7 @@ def _apply(toks: list[Tok], edits: list[Edit], tail: list[str]):
         piece = ("\n " if k == 0 else " ") + text
         out.append(piece)
         spans.append({"start": pos, "end": pos + len(piece), "label": "DUP",
-                      "overwritten": "", "restore": "", "drift": None})
+                      "overwritten": "", "replacement": "", "drift": None})
         pos += len(piece)
     return "".join(out), spans
 

@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import re
 
-from .pronouns import PRONOUNS, pronoun_for
+from ..lexicon import FEMALE_WORDS, MALE_WORDS, PERSON_TITLES, PRONOUNS, pronoun_for
+from ..nlp import load_nlp
 
-MALE_WORDS = {"mr", "sir", "lord", "king", "prince", "pope", "he", "him", "his", "father", "son", "brother", "man"}
-FEMALE_WORDS = {"mrs", "ms", "miss", "lady", "dame", "queen", "princess", "she", "her", "mother", "daughter", "sister", "woman"}
-PERSON_TITLES = MALE_WORDS | FEMALE_WORDS | {
-    "dr", "president", "minister", "chancellor", "secretary", "senator", "governor", "judge",
-    "general", "chairman", "professor", "prof", "rev", "coach", "captain",
-}
 ORG_WORDS = {
     "inc", "ltd", "plc", "corp", "co", "group", "bank", "company", "party", "ministry", "council",
     "commission", "union", "association", "club", "united", "fc", "government", "department",
@@ -114,8 +109,6 @@ PARSE_CASE = {
 
 def _parse_slot(text: str, start: int, end: int):
     """spaCy's view of the slot: (case or None, plural verb agreement or None, entity label or "")."""
-    from .mentions import load_nlp
-
     lo = max(0, start - 200)
     hi = min(len(text), end + 200)
     doc = load_nlp()(text[lo:hi])

@@ -7,8 +7,10 @@ Library use::
     result = r.restore(damaged_text)
     result.restored, result.spans
 
-The restoration itself is :mod:`corefix.restore`, the same code the evaluation
-scores, so evaluation and prediction cannot disagree.
+The path of one article: :class:`~corefix.model.inference.Detector` (word
+probabilities) -> :mod:`corefix.model.decode` (spans, under the card's policy)
+-> :mod:`corefix.model.restore` (the text put right), the same restoration
+code the evaluation scores, so evaluation and prediction cannot disagree.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .labels import tags_to_spans
-from .model import Detector
+from .inference import Detector
+from .options import InferenceOptions
 from .restore import restore_text
 
 
@@ -35,28 +37,25 @@ class Restoration:
 class Restorer:
     """A trained detector plus the restoration rules."""
 
-    def __init__(self, detector: Detector, threshold: float | None = None):
-        """``threshold``: decide "inserted" when P(inserted) >= threshold; None keeps the model's own."""
+    def __init__(self, detector: Detector):
         self.detector = detector
-        if threshold is not None:
-            detector.threshold = threshold
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | None = None, threshold: float | None = None,
-                        batch_size: int | None = None, precision: str = "fp32", overlap: int | None = None,
-                        decoding: str | None = None) -> "Restorer":
-        """Load a model directory written by training (safetensors weights only)."""
-        return cls(Detector.load(path, device, batch_size, precision, overlap, threshold, decoding))
+    def from_pretrained(cls, path: str | Path, options: InferenceOptions | None = None, **option_values) -> "Restorer":
+        """Load a model directory written by training (safetensors weights only).
+
+        Inference options come as one :class:`InferenceOptions` or as its
+        fields by name (``device=``, ``threshold=``, ``precision=``, ...).
+        """
+        if options is None:
+            options = InferenceOptions(**option_values)
+        elif option_values:
+            raise TypeError("give either options or option values by name, not both")
+        return cls(Detector.load(path, options))
 
     def predict_spans(self, texts: list[str], progress: bool = False) -> list[list[dict]]:
         """Character spans (start, end, label, score) predicted in each text."""
-        out = []
-        for p in self.detector.predict(texts, progress=progress):
-            spans = tags_to_spans(p.offsets, p.tags(), p.scores())
-            for s in spans:
-                s["score"] = round(float(s["score"]), 4)
-            out.append(spans)
-        return out
+        return self.detector.predict_spans(texts, progress=progress)
 
     def restore_many(self, texts: list[str], ids: list[str] | None = None, progress: bool = False) -> list[Restoration]:
         """Spans and restored text of each article; empty texts come back unchanged."""

@@ -15,13 +15,15 @@ on its own device; both can be combined.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .corpus import iter_corpus
+from ..data.corpus import LoadReport, iter_corpus
+from .options import InferenceOptions
 
 FORMATS = ("jsonl", "parquet")
 
@@ -33,15 +35,11 @@ class CorpusJob:
     output: str
     text_field: str = "text"
     id_field: str = "id"
-    batch_size: int | None = None  # windows per forward pass (None: 8 on CPU, 64 on GPU)
     shard_size: int = 500
     num_workers: int = 1
     format: str = "jsonl"
-    threshold: float | None = None
     split: str = "train"
-    precision: str = "fp32"
-    overlap: int | None = None  # tokens shared by neighbouring windows (None: the training stride)
-    decoding: str | None = None  # viterbi or independent (None: the model's own)
+    options: InferenceOptions = field(default_factory=InferenceOptions)  # device, batch size, precision, ...
 
 
 def shard_path(out_dir: Path, k: int, fmt: str) -> Path:
@@ -62,8 +60,6 @@ def iter_shards(job: CorpusJob):
 
 def _iter_raw(job: CorpusJob):
     """Every record of the input, in order, with a marker where a record could not be read."""
-    from .corpus import LoadReport
-
     pending: list[str] = []
     report = LoadReport(listener=pending.append)
     # keep_empty: empty texts come back unchanged; unreadable records become failure markers
@@ -122,8 +118,8 @@ def run_worker(job: CorpusJob, worker: int, n_workers: int, device: str | None =
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_workers))
     out_dir = Path(job.output)
-    restorer = Restorer.from_pretrained(job.model, device=device, threshold=job.threshold, batch_size=job.batch_size,
-                                        precision=job.precision, overlap=job.overlap, decoding=job.decoding)
+    options = job.options if device is None else dataclasses.replace(job.options, device=device)
+    restorer = Restorer.from_pretrained(job.model, options)
     done = {"shards": 0, "skipped_shards": 0, "articles": 0}
     bar = tqdm(desc=f"worker {worker}", unit="article", disable=not progress, position=worker,
                total=None if total is None else -(-total // n_workers))
@@ -181,7 +177,7 @@ def restore_corpus(job: CorpusJob, progress: bool = True) -> dict:
         raise ValueError(f"unknown output format {job.format!r} (use {' or '.join(FORMATS)})")
     if job.shard_size < 1 or job.num_workers < 1:
         raise ValueError("--shard-size and --num-workers must be at least 1")
-    from .model import check_model_dir
+    from .network import check_model_dir
 
     check_model_dir(job.model)
     out_dir = Path(job.output)

@@ -4,9 +4,9 @@ Runs on the CPU, on one GPU (with mixed precision when available) or, under
 ``accelerate launch``, on several. Everything lands under ``run_dir``:
 
 - ``best/``: the model with the best validation span F1 (safetensors weights,
-  tokenizer, ``corefix.json`` with the label map, window settings and the
-  simulator settings of the training data) -- what ``evaluate`` and
-  ``predict`` take;
+  tokenizer, and the model card ``corefix.json``: window settings, the
+  decoding policy chosen by calibration, the simulator settings of the
+  training data) -- what ``evaluate`` and ``predict`` take;
 - ``last/``: the full training state (model, optimizer, scheduler, RNG,
   ``progress.json``) written at each evaluation, for resuming after a kill;
 - ``metrics.jsonl``: one line per logged step and per evaluation.
@@ -17,20 +17,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import random
-import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
-from .dataset import read_jsonl
-from .labels import DECODINGS
-from .metrics import best_threshold, span_scores
-from .model import CARD_FILE, DEFAULT_MODEL, encode_words, load_trained, load_tokenizer, new_model, predict_words
+from ..config import check_fields, read_yaml
+from ..data.records import read_jsonl
+from .calibrate import calibrate
+from .card import ModelCard
+from .decode import DECODINGS, DecodePolicy
+from .features import build_features, length_grouped_order
+from .inference import predict_words
+from .metrics import span_scores
+from .network import DEFAULT_MODEL, configure_encoder, load_tokenizer, new_model, save_trained
 
 
 @dataclass
@@ -52,6 +55,7 @@ class TrainConfig:
     eval_every: int = 200  # optimizer steps between validations
     eval_docs: int | None = 150  # validation articles used during training (None: all)
     calibration_docs: int | None = 200  # validation articles that choose the decoding and threshold (0: arg-max)
+    calibration_metric: str = "f1"  # what calibration maximises: f1, or f0.5 (precision counts twice)
     log_every: int = 10
     case_feature: bool = True  # feed capitalisation through token_type_ids (needs type_vocab_size >= 2)
     inserted_weight: float = 1.0  # loss weight of the non-O tags (inserted words are ~10 % of words)
@@ -60,14 +64,10 @@ class TrainConfig:
     seed: int = 42
     mixed_precision: str = "auto"  # auto, no, fp16, bf16
     train_limit: int | None = None  # use only the first N training articles
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_yaml(cls, path: str | Path | None, overrides: list[str] | None = None) -> "TrainConfig":
-        data: dict[str, Any] = {}
-        if path is not None:
-            with open(path, encoding="utf-8") as f:
-                data = yaml.safe_load(f) or {}
+        data: dict[str, Any] = read_yaml(path) if path is not None else {}
         for item in overrides or []:
             if "=" not in item:
                 raise ValueError(f"override {item!r} is not KEY=VALUE")
@@ -77,10 +77,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown training settings: {sorted(unknown)}")
+        check_fields(cls, data, "training settings")
         types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
         return cls(**{k: _coerce_number(k, types[k], v) for k, v in data.items()})
 
@@ -117,119 +114,23 @@ def _mixed_precision(choice: str) -> str:
     return "no"
 
 
-def build_features(records: list[dict], tokenizer, max_length: int, stride: int, case_feature: bool = False) -> list[dict]:
-    """Training windows (input_ids, attention_mask, labels[, token_type_ids]) of all records."""
-    feats = []
-    for r in records:
-        for f in encode_words(tokenizer, r["words"], max_length, stride, tags=r["tags"], case_feature=case_feature):
-            f.pop("word_ids")
-            feats.append(f)
-    return feats
-
-
-def length_grouped_order(lengths: list[int], batch_size: int, seed: int) -> list[int]:
-    """Shuffle, then sort by length inside chunks of 50 batches: little padding, still random."""
-    rng = random.Random(seed)
-    idx = list(range(len(lengths)))
-    rng.shuffle(idx)
-    chunk = batch_size * 50
-    out = []
-    for i in range(0, len(idx), chunk):
-        out.extend(sorted(idx[i:i + chunk], key=lambda j: -lengths[j]))
-    batches = [out[i:i + batch_size] for i in range(0, len(out), batch_size)]
-    rng.shuffle(batches)
-    return [j for b in batches for j in b]
-
-
 def case_feature_of(model, wanted: bool) -> bool:
     """The case feature is used only where the encoder has two token types."""
     return bool(wanted) and getattr(model.config, "type_vocab_size", 1) >= 2
 
 
 def configure_model(model, cfg: TrainConfig) -> None:
-    """Apply the config's dropout and embedding freeze to a fresh model.
-
-    On CPUs dropout is costly (a random mask over every attention map): with
-    ``dropout: 0`` a MiniLM step takes about 0.6x the time, and a run that sees
-    each window about once has little to regularise. Frozen word-piece
-    embeddings save a further ~6 % and keep the pretrained vocabulary intact
-    for names never seen in training.
-    """
-    if cfg.dropout is not None:
-        if not 0.0 <= cfg.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout}")
-        for module in model.modules():
-            if isinstance(module, torch.nn.Dropout):
-                module.p = cfg.dropout
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
-            if getattr(model.config, name, None) is not None:
-                setattr(model.config, name, cfg.dropout)
-    if cfg.freeze_word_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
+    """Apply the config's dropout and embedding freeze to a fresh model (:func:`corefix.model.network.configure_encoder`)."""
+    configure_encoder(model, cfg.dropout, cfg.freeze_word_embeddings)
 
 
 def validate(model, tokenizer, records: list[dict], cfg: TrainConfig, case_feature: bool) -> dict:
-    """Span scores of ``model`` on ``records`` (whole articles, windows merged)."""
+    """Span scores of ``model`` on ``records`` (whole articles, windows merged), Viterbi with no threshold."""
     model.eval()
     preds = predict_words(model, tokenizer, [r["text"] for r in records], cfg.max_length, cfg.stride,
                           case_feature=case_feature)
     model.train()
-    return span_scores([r["tags"] for r in records], [p.tags() for p in preds])
-
-
-SPLIT_PENALTIES = (0.0, 0.25, 0.5, 0.75, 1.0)  # log-odds against two adjacent spans, tried in calibration
-
-
-def calibrate_decoding(best_dir: Path, records: list[dict], cfg: TrainConfig) -> dict:
-    """Choose the decoding and the threshold on P(inserted) with the best validation span F1; write them in the card.
-
-    Candidates: plain arg-max, and each decoding (:data:`corefix.labels.DECODINGS`)
-    at each threshold of :data:`corefix.metrics.THRESHOLDS`; for Viterbi
-    decoding, then, each of :data:`SPLIT_PENALTIES` at the chosen threshold.
-    The best checkpoint's card gets ``decoding``, ``threshold`` and
-    ``split_penalty`` (used by evaluate and predict unless overridden) and the
-    F1 of every candidate's best.
-    """
-    model, tokenizer, card = load_trained(best_dir)
-    preds = predict_words(model, tokenizer, [r["text"] for r in records], cfg.max_length, cfg.stride,
-                          case_feature=bool(card.get("case_feature")))
-    gold = [r["tags"] for r in records]
-    argmax_f1 = span_scores(gold, [p.tags(None, decoding="independent") for p in preds]).get("micro", {}).get("f1", 0.0)
-    calibration = {"articles": len(records), "argmax_f1": argmax_f1}
-    choice = ("independent", None, argmax_f1)
-    for decoding in DECODINGS:
-        threshold, f1 = best_threshold(gold, preds, decoding=decoding)
-        calibration[decoding] = {"best_threshold": threshold, "f1": f1}
-        if f1 > choice[2]:
-            choice = (decoding, threshold, f1)
-    split_penalty = 0.0
-    if choice[0] == "viterbi":  # then at that threshold: the penalty on adjacent spans
-        tried = {}
-        for penalty in SPLIT_PENALTIES:
-            for p in preds:
-                p.split_penalty = penalty
-            tried[penalty] = span_scores(gold, [p.tags(choice[1], decoding="viterbi") for p in preds])["micro"]["f1"]
-        split_penalty = max(tried, key=lambda k: (tried[k], -k))
-        calibration["viterbi"]["split_penalty_f1"] = {str(k): v for k, v in tried.items()}
-    info = {"decoding": choice[0], "threshold": choice[1], "split_penalty": split_penalty,
-            "calibration": calibration}
-    card.update(info)
-    (best_dir / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
-    return info
-
-
-def save_model(model, tokenizer, out_dir: Path, cfg: TrainConfig, extra: dict) -> None:
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    card = {"max_length": cfg.max_length, "stride": cfg.stride, "base_model": cfg.model,
-            "train_config": dataclasses.asdict(cfg), **extra}
-    (tmp / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+    return span_scores([r["tags"] for r in records], [p.tags(DecodePolicy()) for p in preds])
 
 
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
@@ -312,8 +213,10 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
             if f1 > state["best_f1"]:
                 state["best_f1"] = f1
                 state["best"] = {"step": state["step"], "validation": scores}
-                save_model(unwrapped, tokenizer, run_dir / "best", cfg,
-                           {"case_feature": case_feature, "simulator": sim_settings, "step": state["step"], "validation": scores})
+                card = ModelCard(max_length=cfg.max_length, stride=cfg.stride, base_model=cfg.model,
+                                 case_feature=case_feature, step=state["step"], validation=scores,
+                                 simulator=sim_settings, train_config=dataclasses.asdict(cfg))
+                save_trained(unwrapped, tokenizer, card, run_dir / "best")
             accelerator.print(f"step {state['step']}: validation micro F1 {f1:.4f} (best {state['best_f1']:.4f})")
         accelerator.wait_for_everyone()
         accelerator.save_state(str(last_dir))
@@ -366,13 +269,16 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
         accelerator.print(f"time budget of {cfg.max_minutes} min reached at step {state['step']}")
     evaluate_and_checkpoint()
     if accelerator.is_main_process and cfg.calibration_docs and all_val_records and (run_dir / "best").is_dir():
-        info = calibrate_decoding(run_dir / "best", all_val_records[: cfg.calibration_docs], cfg)
+        card = calibrate(run_dir / "best", all_val_records[: cfg.calibration_docs], cfg.calibration_metric)
+        info = {"decoding": card.decoding, "threshold": card.threshold, "split_penalty": card.split_penalty,
+                "calibration": card.calibration}
         log({"step": state["step"], **info})
         if state["best"] is not None:
             state["best"].update(info)
         cal = info["calibration"]
-        tuned = ", ".join(f"{d} {cal[d]['f1']:.4f} at {cal[d]['best_threshold']}" for d in DECODINGS)
-        accelerator.print(f"decoding {info['decoding']}, threshold {info['threshold']} (validation micro F1: "
-                          f"{tuned}; arg-max {cal['argmax_f1']:.4f}; {cal['articles']} articles)")
+        metric = cal["metric"]
+        tuned = ", ".join(f"{d} {cal[d][metric]:.4f} at {cal[d]['best_threshold']}" for d in DECODINGS)
+        accelerator.print(f"decoding {info['decoding']}, threshold {info['threshold']} (validation micro {metric}: "
+                          f"{tuned}; arg-max {cal['argmax_' + metric]:.4f}; {cal['articles']} articles)")
     log_file.close()
     return state["best"] or {}

@@ -1,81 +1,22 @@
-"""Words, IOB2 tags and character spans, and the conversions between them.
+"""Decoding: from per-word tag probabilities to IOB2 tags and character spans.
 
-Words are runs of letters/digits or single punctuation marks, with their
-character offsets in the text. Splitting punctuation off (rather than using
-bare whitespace words) keeps a span boundary exact in raw prose: in
-``said Ana.`` the inserted ``Ana`` is a word of its own, and deleting it keeps
-the full stop.
+A :class:`DecodePolicy` is the whole decision rule, frozen: how tags are read
+off the probabilities (``viterbi``: the most probable valid IOB2 path;
+``independent``: word by word), the threshold on P(inserted), the penalty on
+two adjacent spans, and the title rule. The model card supplies the policy
+chosen on validation data (:mod:`corefix.model.card`); a user may override
+any field (:class:`corefix.model.options.InferenceOptions`).
 """
 
 from __future__ import annotations
 
 import math
-import re
+from dataclasses import dataclass
 
-LABELS = ("SUB", "DUP")
-TAGS = ("O", "B-SUB", "I-SUB", "B-DUP", "I-DUP")
-TAG2ID = {t: i for i, t in enumerate(TAGS)}
-ID2TAG = dict(enumerate(TAGS))
+import numpy as np
 
-_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-# Titles abbreviated with a full stop in US style ("Mr. Putin"): the stop is a word of its own here.
-TITLE_ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "St", "Gen", "Sen", "Gov", "Prof", "Rev")
-
-
-def word_offsets(text: str) -> list[tuple[int, int]]:
-    """Character ``(start, end)`` of each word of ``text``."""
-    return [(m.start(), m.end()) for m in _WORD.finditer(text)]
-
-
-def spans_to_tags(words: list[tuple[int, int]], spans: list[dict]) -> list[str]:
-    """IOB2 tag of each word: a word is inside a span when it overlaps it."""
-    tags = ["O"] * len(words)
-    spans = sorted(spans, key=lambda s: s["start"])
-    k = 0
-    for i, (ws, we) in enumerate(words):
-        while k < len(spans) and spans[k]["end"] <= ws:
-            k += 1
-        if k < len(spans) and spans[k]["start"] < we:
-            label = spans[k]["label"]
-            first = i == 0 or tags[i - 1] == "O" or not _overlaps(words[i - 1], spans[k])
-            tags[i] = ("B-" if first else "I-") + label
-    return tags
-
-
-def _overlaps(word: tuple[int, int], span: dict) -> bool:
-    return word[0] < span["end"] and span["start"] < word[1]
-
-
-def tags_to_spans(
-    words: list[tuple[int, int]], tags: list[str], scores: list[float] | None = None
-) -> list[dict]:
-    """Character spans of the IOB2 chunks of ``tags`` (seqeval's chunking rules).
-
-    A stray ``I-X`` opens a chunk as seqeval does in its default (non-strict)
-    mode. With ``scores``, each span gets the mean score of its words.
-    """
-    spans: list[dict] = []
-    cur = None
-    for i, tag in enumerate(tags):
-        prefix, _, label = tag.partition("-")
-        if cur is not None and (prefix != "I" or label != cur["label"]):
-            spans.append(cur)
-            cur = None
-        if prefix in ("B", "I") and cur is None:
-            cur = {"start": words[i][0], "end": words[i][1], "label": label, "_scores": []}
-        if cur is not None:
-            cur["end"] = words[i][1]
-            if scores is not None:
-                cur["_scores"].append(scores[i])
-    if cur is not None:
-        spans.append(cur)
-    for s in spans:
-        sc = s.pop("_scores")
-        if scores is not None:
-            s["score"] = sum(sc) / len(sc)
-    return spans
-
+from ..lexicon import TITLE_ABBREVIATIONS
+from ..words import ID2TAG, LABELS, TAG2ID, TAGS, tags_to_spans
 
 DECODINGS = ("viterbi", "independent")
 
@@ -85,6 +26,26 @@ def check_decoding(decoding: str) -> str:
     if decoding not in DECODINGS:
         raise ValueError(f"unknown decoding {decoding!r} (use {', '.join(DECODINGS)})")
     return decoding
+
+
+@dataclass(frozen=True)
+class DecodePolicy:
+    """How word probabilities become tags.
+
+    ``threshold``: a word is inserted when P(inserted) >= threshold (None:
+    arg-max word by word, no bias on the Viterbi path). ``split_penalty``:
+    log-odds against a span starting right where another ends (Viterbi
+    only). ``titles``: an abbreviated title keeps its full stop and its name
+    (:func:`keep_titles`).
+    """
+
+    decoding: str = "viterbi"
+    threshold: float | None = None
+    split_penalty: float = 0.0
+    titles: bool = True
+
+    def __post_init__(self):
+        check_decoding(self.decoding)
 
 
 def viterbi_tags(probs, o_bias: float = 0.0, split_penalty: float = 0.0) -> list[str]:
@@ -158,6 +119,17 @@ def threshold_bias(threshold: float | None) -> float:
     return math.log(threshold / (1.0 - threshold))
 
 
+def independent_tags(probs: np.ndarray, threshold: float | None) -> list[str]:
+    """Word-by-word tags: arg-max (``threshold=None``), or inserted when P(not O) >= threshold, then the likelier label."""
+    if threshold is None:
+        ids = probs.argmax(-1)
+    else:
+        inserted = 1.0 - probs[:, TAG2ID["O"]] >= threshold
+        best_non_o = probs[:, 1:].argmax(-1) + 1
+        ids = np.where(inserted, best_non_o, TAG2ID["O"])
+    return [ID2TAG[int(i)] for i in ids]
+
+
 def keep_titles(words: list[str], tags: list[str]) -> list[str]:
     """Tags where an abbreviated title stays with its name ("Mr" "." "Putin").
 
@@ -176,3 +148,28 @@ def keep_titles(words: list[str], tags: list[str]) -> list[str]:
         if i + 1 < len(out) and out[i + 1] == "B-" + label:
             out[i + 1] = "I-" + label
     return out
+
+
+def decode_tags(probs: np.ndarray, words: list[str] | None, policy: DecodePolicy) -> list[str]:
+    """IOB2 tags of one article's words under ``policy`` (``words`` for the title rule; None skips it)."""
+    if len(probs) == 0:
+        return []
+    if policy.decoding == "viterbi":
+        tags = viterbi_tags(probs, threshold_bias(policy.threshold), policy.split_penalty)
+    else:
+        tags = independent_tags(probs, policy.threshold)
+    return keep_titles(words, tags) if policy.titles and words is not None else tags
+
+
+def inserted_scores(probs: np.ndarray) -> list[float]:
+    """Probability that each word is inserted (1 - P(O))."""
+    return (1.0 - probs[:, TAG2ID["O"]]).tolist() if len(probs) else []
+
+
+def decode_spans(offsets: list[tuple[int, int]], probs: np.ndarray, words: list[str] | None,
+                 policy: DecodePolicy) -> list[dict]:
+    """Character spans (start, end, label, score rounded to 4 places) of one article under ``policy``."""
+    spans = tags_to_spans(offsets, decode_tags(probs, words, policy), inserted_scores(probs))
+    for s in spans:
+        s["score"] = round(float(s["score"]), 4)
+    return spans

