@@ -80,3 +80,11 @@ def test_cli_builds_dataset_from_first_50_bbc_articles(tmp_path, capsys):
     assert 2.0 < st["spans per 100 words"] < 7.0
     main(["make-dataset", "--stats", str(tmp_path)])
     assert "spans per 100 words" in capsys.readouterr().out
+
+
+def test_building_only_the_test_split_damages_exactly_its_articles(tmp_path, simulator, articles):
+    arts = [Article(f"{i}-{a}", t) for i in range(20) for a, t in articles]
+    counts = build_dataset(arts, tmp_path, simulator, progress=False, splits=("test",))
+    assert set(counts) == {"test"} and not (tmp_path / "train.jsonl").exists()
+    ids = [r["id"] for r in read_jsonl(tmp_path / "test.jsonl")]
+    assert ids == [a.id for a in arts if split_of(a.id) == "test"] and ids

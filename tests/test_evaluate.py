@@ -65,3 +65,46 @@ def test_gold_spans_round_trip(simulator, articles):
     for r in _records(simulator, articles):
         assert undo(r["text"], r["spans"]) == r["original"]
         assert spans_to_tags(word_offsets(r["text"]), r["spans"]) == r["tags"]
+
+
+def test_first_mentions_are_names_new_to_the_article():
+    from corefix.model.metrics import first_mentions
+    from corefix.words import split_words
+
+    text = "MOSCOW — President Vladimir V. Putin met Mr. Trump. Then Mr. Putin said Trump was nice.\nRussia agreed."
+    _, words = split_words(text)
+    assert [words[i] for i in first_mentions(text)] == ["Vladimir", "V", "Putin", "Mr", "Trump"]
+    gold = ["O"] * len(words)
+    gold[words.index("Vladimir")] = "B-DUP"  # an inserted word is no first mention, nor evidence of one
+    assert "Vladimir" not in [words[i] for i in first_mentions(text, gold)]
+
+
+def test_first_mention_flag_rate_counts_flags_on_them(simulator, articles):
+    recs = _records(simulator, articles)
+    flag_all = [["B-DUP"] * len(r["tags"]) for r in recs]
+    res = score_system(recs, flag_all)
+    assert res["first_mentions"] > 5 and res["first_mention_flag_rate"] == 1.0
+    assert score_system(recs, [r["tags"] for r in recs])["first_mention_flag_rate"] == 0.0
+    assert "first mentions flagged" in format_table(evaluate(recs))
+
+
+def test_blockquotes_and_probe():
+    import numpy as np
+
+    from corefix.model.decode import DecodePolicy
+    from corefix.model.evaluate import blockquotes, probe
+    from corefix.model.inference import WordPredictions
+    from corefix.words import split_words
+
+    page = "# Title\n\n> first quote\n> goes on\n\ntext\n\n> Then Ana met Ben . Ben Ana left\n"
+    quotes = blockquotes(page)
+    assert quotes == ["first quote\ngoes on", "Then Ana met Ben . Ben Ana left"]
+    offsets, words = split_words(quotes[1])
+    probs = np.zeros((len(words), 5), dtype=np.float32)
+    probs[:, 0] = 1.0
+    probs[1] = [0, 0, 0, 1, 0]  # flags the first mention "Ana" ...
+    probs[6] = [0, 0, 0, 1, 0]  # ... and the copy "Ana"
+    result = probe(quotes[1:], [WordPredictions(offsets, probs, words)], DecodePolicy())
+    assert [s["text"] for s in result["items"][0]["flagged"]] == ["Ana", "Ana"]
+    # first mentions: "Ana" and "Ben" ("Then" opens the text, the second "Ben" a sentence)
+    assert result["first_mentions"] == 2 and result["first_mention_flag_rate"] == 0.5

@@ -213,3 +213,18 @@ def test_viterbi_finds_the_best_valid_path():
         best = max(score(probs, s, bias, split) for s in itertools.product(TAGS, repeat=n) if valid(s))
         assert math.isclose(score(probs, got, bias, split), best, rel_tol=1e-9, abs_tol=1e-9)
     assert viterbi_tags(np.zeros((0, len(TAGS)))) == []
+
+
+def test_evaluate_several_files_and_real_quotes(model_dir, tiny_data, tmp_path, capsys):
+    quotes = tmp_path / "page.md"
+    quotes.write_text("# Damage\n\n> " + DAMAGED + "\n\nprose\n\n> Then Ana Lopez met Ben Okafor . Ben Okafor said .\n")
+    data = [str(tiny_data / "validation.jsonl"), str(tiny_data / "test.jsonl")]
+    code, out, err = run_cli(["evaluate", "--model", model_dir, "--data", *data, "--quotes", str(quotes),
+                              "--out", str(tmp_path / "eval")], capsys)
+    assert code == 0, err
+    assert "2 quotes, first mentions flagged" in out and "| data | articles |" in out
+    sub = sorted(p.name for p in (tmp_path / "eval").iterdir())
+    assert len([s for s in sub if (tmp_path / "eval" / s / "metrics.json").is_file()]) == 2
+    assert (tmp_path / "eval" / "summary.md").read_text().count("\n") == 4
+    code, _, err = run_cli(["evaluate", "--model", model_dir], capsys)
+    assert code == 2 and "--data" in err

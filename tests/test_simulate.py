@@ -191,3 +191,28 @@ def test_property_tags_and_spans_agree(text, data):
     tags = spans_to_tags(offsets, spans)
     assert [(s["start"], s["end"], s["label"]) for s in tags_to_spans(offsets, tags)] == \
         [(s["start"], s["end"], s["label"]) for s in spans]
+
+
+def test_representatives_longest_shortest_or_first(articles):
+    """Resolvers pick the longest name, the shortest (a bare surname) or the first mention."""
+    def copies(longest, shortest):
+        sim = Simulator(SimulatorSettings.from_dict(
+            {"profiles": {"seed": {"representative": {"longest": longest, "shortest": shortest, "overlong": 0.0},
+                                   "surface": {"dateline": 0.0}}}}))
+        out = set()
+        for k in range(8):
+            d = sim.damage("a1", articles[0][1], sample=k)
+            out |= {d.text[s["start"]:s["end"]].strip() for s in d.spans}
+        return out
+
+    assert "Tony Blair" not in copies(0.0, 1.0) and "Blair" in copies(0.0, 1.0)
+    assert "Prime Minister Tony Blair" in copies(1.0, 0.0) and "Blair" not in copies(1.0, 0.0)
+
+
+def test_an_articles_own_dateline_opens_it(articles):
+    sim = Simulator(SimulatorSettings.from_dict({"profiles": {"seed": {"surface": {"dateline": 1.0}}}}))
+    d = sim.damage("a1", articles[0][1], dateline="WASHINGTON (Reuters) -")
+    assert d.original.startswith("WASHINGTON ( Reuters ) - Prime") or d.original.startswith("WASHINGTON (Reuters) - Prime")
+    assert undo(d.text, d.spans) == d.original
+    made_up = sim.damage("a1", articles[0][1])
+    assert made_up.original.split()[0] in DATELINES or made_up.original.startswith("NEW YORK")

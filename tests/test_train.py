@@ -221,3 +221,68 @@ def test_calibrate_command_rewrites_the_card_from_given_articles(tiny_model, tin
     with pytest.raises(SystemExit):
         main(["calibrate", "--model", str(tmp_path / "missing")])
     assert "not found" in capsys.readouterr().err
+
+
+def test_calibration_for_f05_prefers_precision():
+    """Two candidate operating points: F1 takes the one that finds more, F0.5 the surer one."""
+    import numpy as np
+
+    from corefix.model.calibrate import choose_policy
+
+    # 3 words per article: a sure copy (0.95), a doubtful word that is a copy in 2 of 3 articles (0.5)
+    preds, gold = [], []
+    for k in range(3):
+        probs = np.array([[0.05, 0, 0, 0.95, 0], [0.5, 0, 0, 0.5, 0], [1.0, 0, 0, 0, 0]], dtype=np.float32)
+        preds.append(WordPredictions([(0, 1), (2, 3), (4, 5)], probs))
+        gold.append(["B-DUP", "B-DUP" if k < 2 else "O", "O"])
+    f1, cal1 = choose_policy(gold, preds, "f1")
+    f05, cal05 = choose_policy(gold, preds, "f0.5")
+    assert cal1["metric"] == "f1" and cal05["metric"] == "f0.5"
+    # F1 (5 of 6 flags right, all found: 0.91) flags the doubtful word; F0.5 (0.88 against 0.86) leaves it
+    assert preds[0].tags(f1)[1] == "B-DUP" and preds[0].tags(f05)[1] == "O"
+    with pytest.raises(ValueError, match="metric"):
+        choose_policy(gold, preds, "f2")
+    with pytest.raises(ValueError, match="calibration_metric"):
+        TrainConfig(calibration_metric="f2")
+
+
+def test_first_mention_bias_spares_new_names_only():
+    import numpy as np
+
+    from corefix.model.decode import favour_o, new_names
+
+    words = ["Then", "Ana", "met", "Ana", "."]
+    assert new_names(words).tolist() == [True, True, False, False, False]
+    probs = np.array([[0.2, 0, 0, 0.8, 0]] * 5, dtype=np.float32)
+    pred = WordPredictions([(i, i + 1) for i in range(5)], probs, words)
+    for decoding in ("viterbi", "independent"):
+        flagged = pred.tags(DecodePolicy(decoding, 0.5))
+        spared = pred.tags(DecodePolicy(decoding, 0.5, first_mention_bias=2.0))
+        assert flagged[1] != "O" and flagged[3] != "O"
+        assert spared[1] == "O" and spared[3] != "O"  # odds of 4 for, e^2 against: the new name stays
+    # the bias is a shift of O's log-odds on the masked words
+    shifted = favour_o(probs, np.array([True, False, False, False, False]), 1.0)
+    assert np.isclose(shifted[0, 0] / shifted[0, 3], 0.25 * np.e) and np.allclose(shifted[1], probs[1])
+
+
+def test_calibration_keeps_first_mentions_under_the_limit():
+    import numpy as np
+
+    from corefix.model.calibrate import FIRST_MENTION_LIMIT, choose_policy
+    from corefix.model.metrics import first_mention_flag_rate
+    from corefix.words import split_words
+
+    # the model flags the first "Okafor" (a genuine first mention) as surely as the real copy
+    texts, preds, gold = [], [], []
+    for k in range(4):
+        text = f"Then Okafor{k} met Ana . Ana Okafor{k} left ."
+        offsets, words = split_words(text)
+        probs = np.tile(np.array([0.97, 0, 0, 0.03, 0], dtype=np.float32), (len(words), 1))
+        probs[1] = probs[6] = [0.3, 0, 0, 0.7, 0]
+        texts.append(text)
+        preds.append(WordPredictions(offsets, probs, words))
+        gold.append(["O"] * 6 + ["B-DUP"] + ["O"] * (len(words) - 7))
+    policy, cal = choose_policy(gold, preds, "f1", texts)
+    tags = [p.tags(policy) for p in preds]
+    assert policy.first_mention_bias > 0 and first_mention_flag_rate(texts, gold, tags)[0] <= FIRST_MENTION_LIMIT
+    assert all(t[6] == "B-DUP" for t in tags) and "first_mention_bias" in cal

@@ -59,6 +59,9 @@ def _add_make_dataset(sub):
     p.add_argument("--seed", type=int, default=None, help="override the simulator seed")
     p.add_argument("--limit", type=int, default=None, help="use only the first N articles")
     p.add_argument("--samples-per-article", type=int, default=1, help="damaged copies per article")
+    p.add_argument("--splits", nargs="+", default=["train", "validation", "test"],
+                   choices=["train", "validation", "test"],
+                   help="build only these splits (e.g. test: an evaluation set; the split of an article never changes)")
     p.add_argument("--text-field", default="text")
     p.add_argument("--id-field", default="id")
     p.add_argument("--processes", type=int, default=1, help="spaCy worker processes")
@@ -97,9 +100,10 @@ def _run_make_dataset(args):
         print(f"  skipped {p}", file=sys.stderr)
     if not articles:
         raise UserError(f"{args.corpus}: no usable articles")
-    counts = build_dataset(articles, args.out, Simulator(settings), args.samples_per_article, args.processes)
+    counts = build_dataset(articles, args.out, Simulator(settings), args.samples_per_article, args.processes,
+                           splits=tuple(args.splits))
     print(json.dumps(counts))
-    per_split = {s: damage_stats(read_jsonl(Path(args.out) / f"{s}.jsonl")) for s in SPLITS if counts[s]}
+    per_split = {s: damage_stats(read_jsonl(Path(args.out) / f"{s}.jsonl")) for s in counts if counts[s]}
     print(format_stats(per_split))
 
 
@@ -125,25 +129,37 @@ def _add_calibrate(sub):
     p.add_argument("--data", default=None,
                    help="labelled JSONL (default: validation.jsonl of the data the model was trained on)")
     p.add_argument("--limit", type=int, default=200, help="use only the first N articles (default: 200, as training)")
+    p.add_argument("--metric", choices=("f1", "f0.5"), default="f1",
+                   help="what the chosen policy maximises: span F1, or F0.5 (precision counts twice: fewer genuine "
+                        "words deleted, more copies left in)")
     p.set_defaults(func=_run_calibrate)
 
 
 def _run_calibrate(args):
-    from .data.records import read_jsonl
+    from .data.records import data_dirs, read_jsonl, read_records
     from .model.calibrate import calibrate
     from .model.card import ModelCard
     from .model.network import check_model_dir
 
     model_dir = check_model_dir(args.model)
-    data = Path(args.data) if args.data else Path(ModelCard.load(model_dir).train_config.get("data_dir", "")) / "validation.jsonl"
-    if not data.is_file():
-        raise UserError(f"{data}: no such file" + ("" if args.data else " (give the labelled articles with --data)"))
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be at least 1")
-    records = read_jsonl(data)[: args.limit]
+    if args.data:
+        data = Path(args.data)
+        if not data.is_file():
+            raise UserError(f"{data}: no such file")
+        records = read_jsonl(data)[: args.limit]
+    else:  # the validation split of the data the model was trained on (every folder of a mixture)
+        cfg = ModelCard.load(model_dir).train_config
+        dirs = data_dirs(cfg.get("data_dir") or ".")
+        data = ", ".join(str(d / "validation.jsonl") for d in dirs)
+        try:
+            records = read_records(dirs, "validation", args.limit, tuple(cfg.get("exclude_profiles") or ()))
+        except FileNotFoundError as e:
+            raise UserError(f"{e} (give the labelled articles with --data)") from None
     if not records:
         raise UserError(f"{data}: no records")
-    card = calibrate(model_dir, records)
+    card = calibrate(model_dir, records, args.metric)
     info = {"decoding": card.decoding, "threshold": card.threshold, "split_penalty": card.split_penalty,
             "calibration": card.calibration}
     print(json.dumps({"model": str(model_dir), "data": str(data), **info}, indent=2))
@@ -152,9 +168,15 @@ def _run_calibrate(args):
 def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="span F1 and restoration WER of a model, beside the baselines")
     p.add_argument("--model", help="trained model directory (runs/NAME/best); omit with --baselines-only")
-    p.add_argument("--data", required=True, help="labelled JSONL (e.g. data/bbc-seed/test.jsonl)")
-    p.add_argument("--out", default=None, help="metrics JSON path; report.md and plots.png go beside it")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N articles")
+    p.add_argument("--data", nargs="+", default=None,
+                   help="labelled JSONL file(s) (e.g. data/bbc-seed/test.jsonl data/us-seed/test.jsonl)")
+    p.add_argument("--quotes", default=None, metavar="MARKDOWN",
+                   help="unlabelled real damage: flag every blockquote of a markdown file (e.g. ../shared/CORRUPTION.md) "
+                        "and report the first-mention flag rate")
+    p.add_argument("--out", default=None,
+                   help="metrics JSON path (report.md and plots.png go beside it); with several --data, a folder "
+                        "that gets one sub-folder per data file")
+    p.add_argument("--limit", type=int, default=None, help="score only the first N articles of each file")
     p.add_argument("--baselines-only", action="store_true", help="score the input, rule baseline and oracle only")
     _add_inference_options(p)
     p.set_defaults(func=_run_evaluate)
@@ -162,35 +184,65 @@ def _add_evaluate(sub):
 
 def _run_evaluate(args):
     from .data.records import read_jsonl
-    from .model.evaluate import evaluate, format_table, write_report
+    from .model.evaluate import evaluate, format_summary, format_table, write_report
 
-    options = None if args.baselines_only else _inference_options(args)
-    data = Path(args.data)
-    if not data.is_file():
-        raise UserError(f"{data}: no such file")
-    records = read_jsonl(data)[: args.limit]
-    if not records:
-        raise UserError(f"{data}: no records")
-    predictions = detector = None
+    if not args.data and not args.quotes:
+        raise UserError("evaluate needs --data FILE ... (or --quotes MARKDOWN)")
+    files = [Path(d) for d in args.data or []]
+    for data in files:
+        if not data.is_file():
+            raise UserError(f"{data}: no such file")
+    detector = None
     if not args.baselines_only:
         if not args.model:
             raise UserError("evaluate needs --model DIR (or --baselines-only)")
         from .model.inference import Detector
 
-        detector = Detector.load(args.model, options)
-        predictions = detector.predict([r["text"] for r in records], progress=True)
-    result = evaluate(records, predictions, detector.policy if detector else None)
-    result["data"] = str(data)
-    result["model_dir"] = args.model
-    result["precision"] = None if args.baselines_only else args.precision
-    result["overlap"] = None if args.baselines_only else detector.stride
-    print(format_table(result))
-    if args.out:
-        out = Path(args.out)
-        report = write_report(result, out.parent, title=f"corefix evaluation: {data}")
-        if out.name != "metrics.json":
-            (out).write_text(json.dumps(result, indent=2), encoding="utf-8")
-        print(f"wrote {out} and {report}", file=sys.stderr)
+        detector = Detector.load(args.model, _inference_options(args))
+    if args.quotes:
+        _probe_quotes(args.quotes, detector)
+    results = {}
+    for data in files:
+        records = read_jsonl(data)[: args.limit]
+        if not records:
+            raise UserError(f"{data}: no records")
+        predictions = detector.predict([r["text"] for r in records], progress=True) if detector else None
+        result = evaluate(records, predictions, detector.policy if detector else None)
+        result.update({"data": str(data), "model_dir": args.model,
+                       "precision": detector.options.precision if detector else None,
+                       "overlap": detector.stride if detector else None})
+        name = f"{data.parent.name}-{data.stem}"
+        results[name] = result
+        print(f"\n{data} ({len(records)} articles)\n{format_table(result)}")
+        if args.out:
+            out = Path(args.out) / name / "metrics.json" if len(files) > 1 else Path(args.out)
+            report = write_report(result, out.parent, title=f"corefix evaluation: {data}")
+            if out.name != "metrics.json":
+                out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+            print(f"wrote {out} and {report}", file=sys.stderr)
+    if len(results) > 1:
+        print("\n" + format_summary(results))
+        if args.out:
+            (Path(args.out) / "summary.md").write_text(format_summary(results) + "\n", encoding="utf-8")
+
+
+def _probe_quotes(path, detector):
+    from .model.evaluate import blockquotes, probe
+
+    if detector is None:
+        raise UserError("--quotes needs --model DIR")
+    source = Path(path)
+    if not source.is_file():
+        raise UserError(f"{source}: no such file")
+    texts = blockquotes(source.read_text(encoding="utf-8"))
+    if not texts:
+        raise UserError(f"{source}: no blockquotes")
+    result = probe(texts, detector.predict(texts), detector.policy)
+    for item in result["items"]:
+        flagged = "; ".join(f"{s['label']} {s['text']!r}" for s in item["flagged"]) or "nothing"
+        print(f"- {item['text'][:70]!r}...: {flagged}")
+    print(f"{source}: {len(texts)} quotes, first mentions flagged: {result['first_mentions_flagged']} of "
+          f"{result['first_mentions']} ({100 * result['first_mention_flag_rate']:.1f} %)")
 
 
 def _add_predict(sub):
@@ -307,10 +359,23 @@ def _add_restore_corpus(sub):
     p.add_argument("--output", required=True, help="output folder for shard-NNNNN.{jsonl,parquet} and summary.json")
     p.add_argument("--text-field", default="text")
     p.add_argument("--id-field", default="id")
-    p.add_argument("--num-workers", type=int, default=1, help="local worker processes (each loads the model once)")
-    p.add_argument("--shard-size", type=int, default=500, help="records per output shard")
+    p.add_argument("--num-workers", type=int, default=None,
+                   help="local engine: worker processes (each loads the model once; default 1)")
+    p.add_argument("--shard-size", type=int, default=500,
+                   help="records per output shard (ray engine: per batch, and at least this many per file)")
     p.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
     p.add_argument("--split", default="train", help="split of a hub dataset")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: processes on this machine, resumable (default); ray: a Ray Data pipeline on a "
+                        "local or remote Ray cluster (pip install -e \".[ray]\"), not resumable")
+    r = p.add_argument_group("ray engine (--engine ray)")
+    r.add_argument("--address", default=None,
+                   help="Ray cluster to join: auto or ray://HOST:PORT (default: start a local Ray for the run)")
+    r.add_argument("--num-actors", type=int, default=None,
+                   help="restoring actors, each loads the model once (default 1)")
+    r.add_argument("--gpus-per-actor", type=float, default=None, help="GPUs of each actor (default 0: CPU)")
+    r.add_argument("--cpus-per-actor", type=float, default=None,
+                   help="CPUs (and torch threads) of each actor (default 1)")
     _add_inference_options(p)
     p.set_defaults(func=_run_restore_corpus)
 
@@ -321,16 +386,34 @@ def _run_restore_corpus(args):
     src = Path(args.input)
     if src.exists() and Path(args.output).resolve() == src.resolve():
         raise UserError("--output must differ from --input")
+    ray_flags = {"--address": args.address, "--num-actors": args.num_actors, "--gpus-per-actor": args.gpus_per_actor,
+                 "--cpus-per-actor": args.cpus_per_actor}
+    if args.engine == "local" and any(v is not None for v in ray_flags.values()):
+        raise UserError(f"{', '.join(k for k, v in ray_flags.items() if v is not None)}: only with --engine ray")
+    if args.engine == "ray" and args.num_workers is not None:
+        raise UserError("--num-workers is for the local engine; with --engine ray use --num-actors")
     job = CorpusJob(args.model, args.input, args.output, args.text_field, args.id_field,
-                    shard_size=args.shard_size, num_workers=args.num_workers, format=args.format, split=args.split,
-                    options=_inference_options(args))
-    summary = restore_corpus(job)
+                    shard_size=args.shard_size, num_workers=1 if args.num_workers is None else args.num_workers,
+                    format=args.format,
+                    split=args.split, options=_inference_options(args))
+    if args.engine == "ray":
+        from .model.restore_corpus_ray import RayNotInstalled, RayOptions, restore_corpus_ray
+
+        options = RayOptions(address=args.address, num_actors=1 if args.num_actors is None else args.num_actors,
+                             gpus_per_actor=args.gpus_per_actor or 0.0,
+                             cpus_per_actor=1.0 if args.cpus_per_actor is None else args.cpus_per_actor)
+        try:
+            summary = restore_corpus_ray(job, options)
+        except RayNotInstalled as e:
+            raise UserError(str(e)) from None
+    else:
+        summary = restore_corpus(job)
     failures = summary.pop("failures")
     print(json.dumps(summary, indent=2))
     for f in failures[:50]:
         print(f"failed: {f}", file=sys.stderr)
     if failures:
-        print(f"{len(failures)} records failed (listed in the shards' .stats.json)", file=sys.stderr)
+        print(f"{len(failures)} records failed (listed in {args.output.rstrip('/')}/summary.json)", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -84,20 +84,32 @@ def iter_corpus(
     for n, rec in enumerate(records):
         if rec is None:
             continue
-        text = rec.get(text_field)
-        if text is None and text_field in rec:
-            text = ""  # an empty CSV cell
-        if not isinstance(text, str):
-            report.malformed(f"record {n}", f"no string field {text_field!r}")
+        art = to_article(rec, n, text_field, id_field)
+        if isinstance(art, str):
+            report.malformed(f"record {n}", art)
             continue
-        if not text.strip() and not keep_empty:
+        if not art.text.strip() and not keep_empty:
             report.skipped_empty += 1
             continue
-        art_id = rec.get(id_field)
-        art_id = str(art_id) if art_id not in (None, "") else f"doc-{n:06d}"
-        extra = {k: v for k, v in rec.items() if k not in (text_field, id_field)}
         report.loaded += 1
-        yield Article(art_id, text, extra)
+        yield art
+
+
+def to_article(rec: dict, n: int, text_field: str = "text", id_field: str = "id", id_prefix: str = "") -> Article | str:
+    """Record ``n`` of a corpus as an :class:`Article`, or why it cannot be one.
+
+    The text is the string in ``text_field`` (an empty CSV cell is ""); a
+    record without an id gets ``<id_prefix>doc-NNNNNN``; every other field is
+    kept in ``extra``.
+    """
+    text = rec.get(text_field)
+    if text is None and text_field in rec:
+        text = ""  # an empty CSV cell
+    if not isinstance(text, str):
+        return f"no string field {text_field!r}"
+    art_id = rec.get(id_field)
+    art_id = str(art_id) if art_id not in (None, "") else f"{id_prefix}doc-{n:06d}"
+    return Article(art_id, text, {k: v for k, v in rec.items() if k not in (text_field, id_field)})
 
 
 def load_corpus(source, text_field="text", id_field="id", split="train", limit=None):

@@ -29,18 +29,28 @@ def build_dataset(
     samples_per_article: int = 1,
     n_process: int = 1,
     progress: bool = True,
+    splits: tuple[str, ...] = SPLITS,
 ) -> dict[str, int]:
-    """Damage each article ``samples_per_article`` times; write the three splits."""
+    """Damage each article ``samples_per_article`` times; write the splits named in ``splits``.
+
+    An article's split is decided by its id (:func:`corefix.data.records.split_of`),
+    so building only the test split of a corpus damages exactly the articles
+    that a full build puts there, and no test article is ever trained on.
+    """
+    unknown = set(splits) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"unknown splits {sorted(unknown)} (use {', '.join(SPLITS)})")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = {s: open(out_dir / f"{s}.jsonl", "w", encoding="utf-8") for s in SPLITS}
+    articles = [a for a in articles if split_of(a.id) in splits]
+    files = {s: open(out_dir / f"{s}.jsonl", "w", encoding="utf-8") for s in splits}
     counts = Counter()
     try:
         docs = simulator.nlp.pipe((a.text for a in articles), batch_size=16, n_process=n_process)
         for art, doc in tqdm(zip(articles, docs), total=len(articles), desc="simulating", disable=not progress):
             split = split_of(art.id)
             for k in range(samples_per_article):
-                rec = simulator.damage(art.id, art.text, sample=k, doc=doc).to_record()
+                rec = simulator.damage(art.id, art.text, sample=k, doc=doc, dateline=art.extra.get("dateline")).to_record()
                 files[split].write(json.dumps(rec, ensure_ascii=False) + "\n")
                 counts[split] += 1
     finally:
@@ -48,7 +58,7 @@ def build_dataset(
             f.close()
     with open(out_dir / "simulate.json", "w", encoding="utf-8") as f:
         json.dump(simulator.settings.to_dict(), f, indent=2)
-    return {s: counts[s] for s in SPLITS}
+    return {s: counts[s] for s in splits}
 
 
 def damage_stats(records: list[dict]) -> dict[str, float]:
@@ -82,6 +92,7 @@ def damage_stats(records: list[dict]) -> dict[str, float]:
         "inserted words %": 100 * inserted_words / max(words, 1),
         "DUP share of spans %": 100 * n_dup / max(n_spans, 1),
         "mean span length (words)": statistics.fmean(span_lens) if span_lens else 0.0,
+        "one-word spans %": 100 * sum(n == 1 for n in span_lens) / max(len(span_lens), 1),
         "mean words overwritten per misplaced copy": statistics.fmean(overwrite_lens) if overwrite_lens else 0.0,
         "overflow tail mentions per tailed article": statistics.fmean(tails) if tails else 0.0,
         "articles with a tail %": 100 * articles_with_tail / max(len(records), 1),

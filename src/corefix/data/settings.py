@@ -34,7 +34,8 @@ class ReplaceSettings:
 
 @dataclass
 class RepresentativeSettings:
-    longest: float = 0.9  # the representative is the longest name (else the first mention)
+    longest: float = 0.9  # the representative is the longest name ...
+    shortest: float = 0.0  # ... or the shortest (a bare surname, country, party); else the first mention
     swallow_dateline: float = 0.8  # the first cluster's representative swallows the dateline
     overlong: float = 0.6  # representative runs on over an appositive, bracket or comma
     split_antecedent: float = 0.1  # "they" becomes "A and B"

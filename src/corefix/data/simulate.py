@@ -96,17 +96,29 @@ class Simulator:
             self._nlp = load_nlp()
         return self._nlp
 
-    def damage(self, article_id: str, text: str, sample: int = 0, doc=None) -> Damaged:
+    def damage(self, article_id: str, text: str, sample: int = 0, doc=None, dateline: str | None = None) -> Damaged:
+        """One damaged copy of ``text`` (``sample`` numbers the copies of an article).
+
+        ``doc``: spaCy's parse of ``text``, if already made. ``dateline``: the
+        article's own dateline, if its corpus keeps one apart ("WASHINGTON
+        (Reuters) -"); an article drawn to open with a dateline gets it rather
+        than a made-up one, and a representative may swallow it.
+        """
         rng = stable_rng(self.settings.seed, article_id, sample)
         names = list(self.settings.mixture)
         profile_name = rng.choices(names, weights=[self.settings.mixture[n] for n in names])[0]
         profile = self.settings.profiles[profile_name]
         style = "tokenized" if rng.random() < profile.surface.tokenized else "raw"
-        dateline = None
         if text.strip() and rng.random() < profile.surface.dateline:
-            dateline = rng.choice(DATELINES)
-        if doc is None or dateline is not None:
-            doc = self.nlp((dateline + " — " + text) if dateline else text)
+            dateline = _dateline_opening(dateline.strip()) if dateline and dateline.strip() else rng.choice(DATELINES) + " — "
+        else:
+            dateline = None
+        if doc is None:
+            doc = self.nlp(text)
+        if dateline is not None:  # parse the dateline alone and join: the article's parse is reused
+            from spacy.tokens import Doc
+
+            doc = Doc.from_docs([self.nlp(dateline), doc])
         toks = _surface_tokens(doc, style, profile, rng)
         if stable_rng(self.settings.seed, article_id, sample, "title-periods").random() < profile.surface.title_periods:
             _add_title_periods(toks)
@@ -117,6 +129,11 @@ class Simulator:
         damaged, spans = _apply(toks, edits, tail)
         suffix = f"#{sample}" if sample else ""
         return Damaged(article_id + suffix, original, damaged, spans, profile_name, style)
+
+
+def _dateline_opening(dateline: str) -> str:
+    """An article's own dateline as the text that opens it: "WASHINGTON —" + " ", "(CNN)" + " "."""
+    return dateline + " " if dateline.endswith(("-", "–", "—", ")", ":")) else dateline + " — "
 
 
 # ---------------------------------------------------------------------------
@@ -289,9 +306,13 @@ def _plan(toks, clusters, profile: Profile, style: str, rng: random.Random, has_
 
 
 def _choose_representative(cl: Cluster, profile: Profile, rng: random.Random) -> Mention:
+    """The cluster's longest name, its shortest (a bare surname, country or party), or its first mention."""
     names = cl.names or [m for m in cl.mentions if m.kind == "nominal"] or cl.mentions
-    if rng.random() < profile.representative.longest:
+    r = rng.random()
+    if r < profile.representative.longest:
         return max(names, key=lambda m: (len(m.text), -m.start))
+    if r < profile.representative.longest + profile.representative.shortest:
+        return min(names, key=lambda m: (len(m.text.split()), len(m.text), m.start))
     return names[0]
 
 

@@ -32,10 +32,10 @@ import torch
 from ..words import word_offsets
 from .card import ModelCard
 from .decode import DecodePolicy
-from .features import build_features, length_grouped_order
+from .features import WordFeatures, build_features, length_grouped_order
 from .inference import Detector
 from .metrics import micro, span_scores
-from .network import DEFAULT_MODEL, configure_encoder, load_tokenizer, new_model
+from .network import DEFAULT_MODEL, configure_encoder, fit_token_types, load_tokenizer, new_model
 from .options import InferenceOptions
 
 
@@ -96,7 +96,7 @@ def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batc
     # Decisions against the pipeline: the pipeline cannot feed the case feature, so compare both
     # on the same inputs (token types all 0).
     card = fp32.card
-    fp32.card = dataclasses.replace(card, case_feature=False)
+    fp32.card = dataclasses.replace(card, case_feature=False, evidence=False)
     argmax = DecodePolicy("independent", None, titles=False)  # as the pipeline decides
     plain = [p.tags(argmax) for p in fp32.predict(texts)]
     fp32.card = card
@@ -118,7 +118,7 @@ def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batc
 
 
 def bench_training(model_name: str, records: list[dict], batch_size: int, max_length: int, stride: int,
-                   steps: int, repeats: int, bf16: bool, case_feature: bool, recipe: dict | None = None) -> dict:
+                   steps: int, repeats: int, bf16: bool, features: WordFeatures, recipe: dict | None = None) -> dict:
     """Real tokens per second of corefix's batching against padding to max_length.
 
     ``recipe`` (the run's ``dropout`` / ``freeze_word_embeddings``) adds a
@@ -129,7 +129,7 @@ def bench_training(model_name: str, records: list[dict], batch_size: int, max_le
     from transformers import DataCollatorForTokenClassification
 
     tokenizer = load_tokenizer(model_name)
-    feats = build_features(records, tokenizer, max_length, stride, case_feature)
+    feats = build_features(records, tokenizer, max_length, stride, features)
     lengths = [len(f["input_ids"]) for f in feats]
     order = length_grouped_order(lengths, batch_size, seed=0)
     dynamic = DataCollatorForTokenClassification(tokenizer)
@@ -138,6 +138,7 @@ def bench_training(model_name: str, records: list[dict], batch_size: int, max_le
     def run(collate, use_bf16, idx, configured=False):
         torch.manual_seed(0)
         model = new_model(model_name)
+        fit_token_types(model, features)
         if configured:
             configure_encoder(model, **recipe)
         model.train()
@@ -292,7 +293,7 @@ def run_benchmark(model: str | None, data: str, quick: bool) -> dict:
         print("training ...", file=sys.stderr)
         result["training"] = bench_training(card.base_model or DEFAULT_MODEL if model else DEFAULT_MODEL,
                                             records, 8, card.max_length, card.stride, steps,
-                                            train_repeats, bf16=True, case_feature=card.case_feature,
+                                            train_repeats, bf16=True, features=card.features,
                                             recipe=recipe_of(card))
         print("memory ...", file=sys.stderr)
         result["memory"] = bench_memory(model_dir, sizes)

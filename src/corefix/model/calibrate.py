@@ -5,23 +5,36 @@ at each threshold of :data:`corefix.model.metrics.THRESHOLDS`; for Viterbi
 decoding, then each of :data:`SPLIT_PENALTIES` at the chosen threshold. The
 policy with the best micro span score (``metric``: ``f1`` or ``f0.5``) is
 written into the model card with every candidate's score.
+
+Last, the first-mention bias (:class:`corefix.model.decode.DecodePolicy`):
+the best-scoring of :data:`FIRST_MENTION_BIASES` among those that flag at
+most :data:`FIRST_MENTION_LIMIT` of the validation articles' first mentions
+(the lowest flag rate when none does). A name's first mention is never a copy,
+and deleting it costs a reader the lede, so this is a limit, not a trade.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from .card import ModelCard
 from .decode import DECODINGS, DecodePolicy
 from .inference import Detector
-from .metrics import best_threshold, micro, span_scores
+from .metrics import best_threshold, first_mention_flag_rate, micro, span_scores
 
 SPLIT_PENALTIES = (0.0, 0.25, 0.5, 0.75, 1.0)  # log-odds against two adjacent spans
+FIRST_MENTION_BIASES = (0.0, 0.5, 1.0, 2.0, 3.0)  # log-odds for O on a capitalised word new to the article
+FIRST_MENTION_LIMIT = 0.005  # the share of validation first mentions a chosen policy may flag
 METRICS = ("f1", "f0.5")
 
 
-def choose_policy(gold: list[list[str]], predictions, metric: str = "f1") -> tuple[DecodePolicy, dict]:
-    """The best decoding policy for ``predictions`` against ``gold``, and every candidate's score."""
+def choose_policy(gold: list[list[str]], predictions, metric: str = "f1",
+                  texts: list[str] | None = None) -> tuple[DecodePolicy, dict]:
+    """The best decoding policy for ``predictions`` against ``gold``, and every candidate's score.
+
+    With the articles' ``texts``, the first-mention bias is chosen too.
+    """
     if metric not in METRICS:
         raise ValueError(f"unknown calibration metric {metric!r} (use {', '.join(METRICS)})")
 
@@ -41,14 +54,28 @@ def choose_policy(gold: list[list[str]], predictions, metric: str = "f1") -> tup
         penalty = max(tried, key=lambda k: (tried[k], -k))
         choice = DecodePolicy("viterbi", choice.threshold, penalty)
         calibration["viterbi"][f"split_penalty_{metric}"] = {str(k): v for k, v in tried.items()}
+    if texts is not None:
+        choice = _first_mention_bias(gold, predictions, metric, texts, choice, calibration)
     return choice, calibration
+
+
+def _first_mention_bias(gold, predictions, metric, texts, choice: DecodePolicy, calibration: dict) -> DecodePolicy:
+    tried = {}
+    for bias in FIRST_MENTION_BIASES:
+        tags = [p.tags(dataclasses.replace(choice, first_mention_bias=bias)) for p in predictions]
+        tried[bias] = (micro(span_scores(gold, tags), metric), first_mention_flag_rate(texts, gold, tags)[0])
+    within = [b for b in tried if tried[b][1] <= FIRST_MENTION_LIMIT]
+    bias = (max(within, key=lambda b: (tried[b][0], -b)) if within
+            else min(tried, key=lambda b: (tried[b][1], -tried[b][0])))
+    calibration["first_mention_bias"] = {str(b): {metric: v, "first_mention_flag_rate": r} for b, (v, r) in tried.items()}
+    return dataclasses.replace(choice, first_mention_bias=bias)
 
 
 def calibrate(model_dir: str | Path, records: list[dict], metric: str = "f1") -> ModelCard:
     """Choose the policy of the model in ``model_dir`` on ``records`` (labelled articles); rewrite its card."""
     detector = Detector.load(model_dir)
     predictions = detector.predict([r["text"] for r in records])
-    policy, calibration = choose_policy([r["tags"] for r in records], predictions, metric)
+    policy, calibration = choose_policy([r["tags"] for r in records], predictions, metric, [r["text"] for r in records])
     card = detector.card.with_policy(policy, calibration)
     card.save(model_dir)
     return card

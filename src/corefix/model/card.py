@@ -17,6 +17,7 @@ from typing import Any
 
 from ..config import check_fields
 from .decode import DecodePolicy, check_decoding
+from .features import WordFeatures
 
 CARD_FILE = "corefix.json"
 CARD_VERSION = 2
@@ -28,9 +29,11 @@ class ModelCard:
     stride: int = 64  # tokens shared by neighbouring windows at inference
     base_model: str = ""  # the encoder the model was fine-tuned from
     case_feature: bool = False  # capitalisation fed through token_type_ids
+    evidence: bool = False  # whole-article repeat evidence fed through token_type_ids (corefix.model.features)
     decoding: str = "viterbi"  # decoding policy chosen on validation data (corefix.model.decode)
     threshold: float | None = None
     split_penalty: float = 0.0
+    first_mention_bias: float = 0.0
     calibration: dict = field(default_factory=dict)  # every candidate's validation F1
     step: int | None = None  # training step of the saved weights
     validation: dict = field(default_factory=dict)  # validation scores at that step
@@ -39,12 +42,18 @@ class ModelCard:
     version: int = CARD_VERSION
 
     @property
+    def features(self) -> WordFeatures:
+        return WordFeatures(self.case_feature, self.evidence)
+
+    @property
     def policy(self) -> DecodePolicy:
-        return DecodePolicy(self.decoding, self.threshold, self.split_penalty)
+        return DecodePolicy(self.decoding, self.threshold, self.split_penalty,
+                            first_mention_bias=self.first_mention_bias)
 
     def with_policy(self, policy: DecodePolicy, calibration: dict) -> "ModelCard":
         return dataclasses.replace(self, decoding=policy.decoding, threshold=policy.threshold,
-                                   split_penalty=policy.split_penalty, calibration=calibration)
+                                   split_penalty=policy.split_penalty, first_mention_bias=policy.first_mention_bias,
+                                   calibration=calibration)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
@@ -54,6 +63,7 @@ class ModelCard:
         card = cls(**data)
         card.max_length, card.stride = int(card.max_length), int(card.stride)
         card.split_penalty = float(card.split_penalty)
+        card.first_mention_bias = float(card.first_mention_bias)
         card.threshold = None if card.threshold is None else float(card.threshold)
         check_decoding(card.decoding)
         if not 0 <= card.stride <= card.max_length // 2:

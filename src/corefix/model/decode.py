@@ -17,6 +17,7 @@ import numpy as np
 
 from ..lexicon import TITLE_ABBREVIATIONS
 from ..words import ID2TAG, LABELS, TAG2ID, TAGS, tags_to_spans
+from .features import repeat_evidence
 
 DECODINGS = ("viterbi", "independent")
 
@@ -36,13 +37,17 @@ class DecodePolicy:
     arg-max word by word, no bias on the Viterbi path). ``split_penalty``:
     log-odds against a span starting right where another ends (Viterbi
     only). ``titles``: an abbreviated title keeps its full stop and its name
-    (:func:`keep_titles`).
+    (:func:`keep_titles`). ``first_mention_bias``: log-odds added to ``O`` on
+    a capitalised word new to the article (:func:`new_names`): a copy repeats
+    a mention the article already holds, and deleting a name's first mention
+    destroys the article's lede, so calibration may ask for more evidence there.
     """
 
     decoding: str = "viterbi"
     threshold: float | None = None
     split_penalty: float = 0.0
     titles: bool = True
+    first_mention_bias: float = 0.0
 
     def __post_init__(self):
         check_decoding(self.decoding)
@@ -150,10 +155,30 @@ def keep_titles(words: list[str], tags: list[str]) -> list[str]:
     return out
 
 
+def new_names(words: list[str]) -> np.ndarray:
+    """True on each capitalised word that has not appeared earlier in the article (in any case)."""
+    levels = repeat_evidence(words)
+    return np.array([w[:1].isupper() and lv % 4 == 0 for w, lv in zip(words, levels)], dtype=bool)
+
+
+def favour_o(probs: np.ndarray, mask: np.ndarray, bias: float) -> np.ndarray:
+    """``probs`` with P(O) of the masked words multiplied by e^bias, renormalised.
+
+    Viterbi and word-by-word decoding of the result are the decodings of
+    ``probs`` with ``bias`` added to the log-odds of ``O`` on those words.
+    """
+    out = probs.astype(np.float64, copy=True)
+    out[mask, TAG2ID["O"]] *= math.exp(bias)
+    return out / out.sum(-1, keepdims=True)
+
+
 def decode_tags(probs: np.ndarray, words: list[str] | None, policy: DecodePolicy) -> list[str]:
-    """IOB2 tags of one article's words under ``policy`` (``words`` for the title rule; None skips it)."""
+    """IOB2 tags of one article's words under ``policy`` (``words`` for the title rule and the
+    first-mention bias; None skips both)."""
     if len(probs) == 0:
         return []
+    if policy.first_mention_bias and words is not None:
+        probs = favour_o(probs, new_names(words), policy.first_mention_bias)
     if policy.decoding == "viterbi":
         tags = viterbi_tags(probs, threshold_bias(policy.threshold), policy.split_penalty)
     else:

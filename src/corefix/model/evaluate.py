@@ -8,7 +8,10 @@ oracle with the gold spans) it reports:
 - the word error rate of the restored text against ``original`` (jiwer), the
   restoration made by the same rules (:mod:`corefix.restore`) for everyone;
 - the accuracy of the pronoun put back for gold ``SUB`` spans whose overwritten
-  text was a pronoun, counting only spans the system found exactly.
+  text was a pronoun, counting only spans the system found exactly;
+- the flag rate on first mentions (:func:`corefix.model.metrics.first_mentions`): a name's first
+  appearance in an article is never a copy, and deleting it destroys the
+  article's lede, so this rate should be practically zero.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from ..lexicon import is_pronoun
 from ..words import chunks, tags_to_spans, word_offsets
 from .baseline import rule_tags
 from .decode import DecodePolicy
-from .metrics import by_span_length, prf, span_scores, threshold_curve, word_scores
+from .metrics import by_span_length, first_mention_flag_rate, first_mentions, prf, span_scores, threshold_curve, word_scores
 from .restore import restore_text
 
 
@@ -52,12 +55,15 @@ def score_system(records: list[dict], pred_tags: list[list[str]], pred_spans: li
             hit = found.get((g["start"], g["end"])) or found.get(key)
             if hit is not None and hit["replacement"].lower() == g["overwritten"].strip().lower():
                 sub_right += 1
+    first_rate, firsts = first_mention_flag_rate([r["text"] for r in records], gold_tags, pred_tags)
     return {
         "spans": span_scores(gold_tags, pred_tags),
         "words": word_scores(gold_tags, pred_tags),
         "wer": _wer([r["original"] for r in records], restored),
         "pronoun_accuracy": sub_right / sub_total if sub_total else None,
         "pronoun_total": sub_total,
+        "first_mention_flag_rate": first_rate,
+        "first_mentions": firsts,
     }
 
 
@@ -121,24 +127,70 @@ def per_article(records: list[dict], pred_tags: list[list[str]]) -> list[dict]:
     return out
 
 
+def blockquotes(markdown: str) -> list[str]:
+    """The text of each blockquote of a markdown page (consecutive ``> `` lines, indented or not, joined by newlines)."""
+    quotes, cur = [], []
+    for line in markdown.splitlines() + [""]:
+        line = line.lstrip(" ")  # a quote inside a list item is indented
+        if line.startswith(">"):
+            cur.append(line[2:] if line.startswith("> ") else line[1:])
+        elif cur:
+            text = "\n".join(cur)
+            if text.strip():
+                quotes.append(text)
+            cur = []
+    return quotes
+
+
+def probe(texts: list[str], predictions, policy: DecodePolicy) -> dict:
+    """What a model flags in unlabelled texts, and how often it flags a first mention (:func:`~corefix.model.metrics.first_mentions`)."""
+    items, firsts, flagged = [], 0, 0
+    for text, p in zip(texts, predictions):
+        tags = p.tags(policy)
+        fm = first_mentions(text)
+        firsts += len(fm)
+        flagged += sum(tags[i] != "O" for i in fm)
+        spans = [{"text": text[s["start"]:s["end"]], "label": s["label"], "score": s["score"]} for s in p.spans(policy)]
+        items.append({"text": text, "flagged": spans})
+    return {"items": items, "first_mentions": firsts, "first_mentions_flagged": flagged,
+            "first_mention_flag_rate": flagged / firsts if firsts else 0.0}
+
+
 SYSTEMS = (("input", "input as is"), ("rule_baseline", "rule baseline"), ("model", "model"), ("oracle", "oracle"))
 
 
 def format_table(result: dict) -> str:
     """A markdown table of the main figures, one row per system."""
-    rows = ["| system | micro P | micro R | micro F1 | SUB F1 | DUP F1 | word F1 | WER | pronoun acc. |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| system | micro P | micro R | micro F1 | micro F0.5 | SUB F1 | DUP F1 | word F1 | WER | pronoun acc. "
+            "| first mentions flagged |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, name in SYSTEMS:
         if key not in result:
             continue
         r = result[key]
         sp = r["spans"]
-        micro = sp.get("micro", {"precision": 0, "recall": 0, "f1": 0})
+        micro = sp.get("micro", {"precision": 0, "recall": 0, "f1": 0, "f0.5": 0})
         pa = r["pronoun_accuracy"]
         rows.append(
-            f"| {name} | {micro['precision']:.3f} | {micro['recall']:.3f} | {micro['f1']:.3f} | "
+            f"| {name} | {micro['precision']:.3f} | {micro['recall']:.3f} | {micro['f1']:.3f} | {micro['f0.5']:.3f} | "
             f"{sp.get('SUB', {}).get('f1', 0):.3f} | {sp.get('DUP', {}).get('f1', 0):.3f} | "
-            f"{r['words']['f1']:.3f} | {r['wer']:.4f} | {'-' if pa is None else f'{pa:.3f}'} |")
+            f"{r['words']['f1']:.3f} | {r['wer']:.4f} | {'-' if pa is None else f'{pa:.3f}'} | "
+            f"{100 * r['first_mention_flag_rate']:.2f} % of {r['first_mentions']} |")
+    return "\n".join(rows)
+
+
+def format_summary(results: dict[str, dict]) -> str:
+    """One row per evaluated data file: the model beside the input, the rule baseline and the oracle."""
+    rows = ["| data | articles | model P | model R | model F1 | model F0.5 | word F1 | first mentions flagged "
+            "| rule F1 | WER input | WER model | WER oracle |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        m = r.get("model")
+        micro = m["spans"].get("micro", {}) if m else {}
+        cells = ([f"{micro.get(k, 0):.3f}" for k in ("precision", "recall", "f1", "f0.5")]
+                 + [f"{m['words']['f1']:.3f}", f"{100 * m['first_mention_flag_rate']:.2f} %"] if m else ["-"] * 6)
+        rule = r["rule_baseline"]["spans"].get("micro", {}).get("f1", 0)
+        rows.append(f"| {name} | {r['articles']} | " + " | ".join(cells) + f" | {rule:.3f} | {r['input']['wer']:.4f} | "
+                    + (f"{m['wer']:.4f}" if m else "-") + f" | {r['oracle']['wer']:.4f} |")
     return "\n".join(rows)
 
 

@@ -18,7 +18,7 @@ import torch
 from ..words import TAGS, split_words
 from .card import ModelCard
 from .decode import DecodePolicy, decode_spans, decode_tags
-from .features import encode_words
+from .features import WordFeatures, encode_words
 from .network import load_trained
 from .options import InferenceOptions
 
@@ -73,7 +73,7 @@ def predict_words(
     stride: int = 64,
     batch_size: int = 8,
     progress: bool = False,
-    case_feature: bool = False,
+    features: WordFeatures = WordFeatures(),
     bf16: bool = False,
     segment_words: int = SEGMENT_WORDS,
 ) -> list[WordPredictions]:
@@ -91,6 +91,8 @@ def predict_words(
     split = [split_words(t) for t in texts]
     offsets = [o for o, _ in split]
     words = [w for _, w in split]
+    word_types = [features.type_ids(w) for w in words]  # over each whole article, before it is cut
+    typed = features.case or features.evidence
     n_tags = len(TAGS)
     probs = [np.zeros((len(o), n_tags), dtype=np.float32) for o in offsets]
     best_margin = [np.full(len(o), -1, dtype=np.int64) for o in offsets]
@@ -110,7 +112,8 @@ def predict_words(
     for group in groups:
         feats = []  # (article index, first word of the segment, window features)
         for a, ws, we in group:
-            for f in encode_words(tokenizer, words[a][ws:we], max_length, stride, case_feature=case_feature):
+            seg_types = word_types[a][ws:we] if word_types[a] is not None else None
+            for f in encode_words(tokenizer, words[a][ws:we], max_length, stride, word_types=seg_types):
                 feats.append((a, ws, f))
         order = sorted(range(len(feats)), key=lambda i: len(feats[i][2]["input_ids"]), reverse=True)
         for b in range(0, len(order), batch_size):
@@ -123,9 +126,9 @@ def predict_words(
                 f = feats[i][2]
                 ids[r, : len(f["input_ids"])] = torch.tensor(f["input_ids"])
                 mask[r, : len(f["input_ids"])] = 1
-                if case_feature:
+                if "token_type_ids" in f:
                     types[r, : len(f["input_ids"])] = torch.tensor(f["token_type_ids"])
-            extra = {"token_type_ids": types.to(device)} if case_feature else {}
+            extra = {"token_type_ids": types.to(device)} if typed else {}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **extra).logits
             p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
@@ -181,7 +184,7 @@ class Detector:
 
     def predict(self, texts: list[str], progress: bool = False) -> list[WordPredictions]:
         return predict_words(self.model, self.tokenizer, texts, self.card.max_length, self.stride, self.batch_size,
-                             progress=progress, case_feature=self.card.case_feature,
+                             progress=progress, features=self.card.features,
                              bf16=self.options.precision == "bf16")
 
     def predict_spans(self, texts: list[str], progress: bool = False) -> list[list[dict]]:

@@ -14,7 +14,8 @@ from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 from sklearn.metrics import precision_recall_fscore_support
 
-from ..words import chunks
+from ..lexicon import TITLE_ABBREVIATIONS
+from ..words import chunks, split_words
 from .decode import DecodePolicy
 
 
@@ -106,3 +107,42 @@ def by_span_length(gold_tags: list[list[str]], pred_tags: list[list[str]]) -> di
         out[key] = {"precision": scores["precision"], "recall": scores["recall"], "f1": scores["f1"],
                     "gold": g, "predicted": p}
     return out
+
+
+_SENTENCE_OPENERS = {".", "!", "?", '"', "“", "‘", "(", ":", "—", "-", "–"}
+
+
+def first_mentions(text: str, gold_tags: list[str] | None = None) -> list[int]:
+    """Word indexes of the first appearance of each name word in ``text``.
+
+    A name word starts with a capital letter and does not open a sentence or
+    a line (where any word is capitalised); it is a first mention when no
+    earlier genuine word of the article is the same word (case-insensitive).
+    Words inside gold inserted spans (``gold_tags`` not ``O``) are neither
+    first mentions nor evidence of an earlier one; without gold tags every
+    word counts as genuine.
+    """
+    offsets, words = split_words(text)
+    seen: set[str] = set()
+    out = []
+    for i, (s, e) in enumerate(offsets):
+        if gold_tags is not None and gold_tags[i] != "O":
+            continue
+        word = text[s:e]
+        opens = i == 0 or words[i - 1] in _SENTENCE_OPENERS or "\n" in text[offsets[i - 1][1]:s]
+        if opens and i >= 2 and words[i - 1] == "." and (len(words[i - 2]) == 1 or words[i - 2] in TITLE_ABBREVIATIONS):
+            opens = False  # the full stop of an initial or a title ("V. Putin", "Mr. Putin") ends no sentence
+        if word[:1].isupper() and word[:1].isalpha() and not opens and word.lower() not in seen:
+            out.append(i)
+        seen.add(word.lower())
+    return out
+
+
+def first_mention_flag_rate(texts: list[str], gold_tags: list[list[str]] | None, pred_tags: list[list[str]]) -> tuple[float, int]:
+    """Share of first mentions (:func:`first_mentions`) that ``pred_tags`` flag, and how many there are."""
+    firsts = flagged = 0
+    for k, (text, tags) in enumerate(zip(texts, pred_tags)):
+        for i in first_mentions(text, gold_tags[k] if gold_tags is not None else None):
+            firsts += 1
+            flagged += tags[i] != "O"
+    return (flagged / firsts if firsts else 0.0), firsts

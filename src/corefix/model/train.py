@@ -26,20 +26,21 @@ import torch
 import yaml
 
 from ..config import check_fields, read_yaml
-from ..data.records import read_jsonl
-from .calibrate import calibrate
+from ..data.records import data_dirs, load_split, read_records
+from .calibrate import METRICS, calibrate
 from .card import ModelCard
 from .decode import DECODINGS, DecodePolicy
-from .features import build_features, length_grouped_order
+from .features import WordFeatures, length_grouped_order, window_dataset
 from .inference import predict_words
 from .metrics import span_scores
-from .network import DEFAULT_MODEL, configure_encoder, load_tokenizer, new_model, save_trained
+from .network import DEFAULT_MODEL, configure_encoder, fit_token_types, load_tokenizer, new_model, save_trained
 
 
 @dataclass
 class TrainConfig:
     model: str = DEFAULT_MODEL  # hub id, local path, or the offline default
-    data_dir: str = "data/bbc"  # folder with train.jsonl and validation.jsonl
+    data_dir: str | list[str] = "data/bbc"  # folder with train.jsonl and validation.jsonl, or a list (a mixture)
+    exclude_profiles: list[str] = dataclasses.field(default_factory=list)  # leave these damage profiles out
     run_dir: str = "runs/cpu-small"
     max_length: int = 256  # tokens per window
     stride: int = 64  # tokens of overlap between windows at inference (and in training unless train_stride is set)
@@ -58,12 +59,17 @@ class TrainConfig:
     calibration_metric: str = "f1"  # what calibration maximises: f1, or f0.5 (precision counts twice)
     log_every: int = 10
     case_feature: bool = True  # feed capitalisation through token_type_ids (needs type_vocab_size >= 2)
+    evidence: bool = False  # feed whole-article repeat evidence through token_type_ids (corefix.model.features)
     inserted_weight: float = 1.0  # loss weight of the non-O tags (inserted words are ~10 % of words)
     dropout: float | None = None  # set every dropout of the encoder to this (None: keep the encoder's)
     freeze_word_embeddings: bool = False  # keep the pretrained word-piece embeddings as they are
     seed: int = 42
     mixed_precision: str = "auto"  # auto, no, fp16, bf16
     train_limit: int | None = None  # use only the first N training articles
+
+    def __post_init__(self):
+        if self.calibration_metric not in METRICS:
+            raise ValueError(f"calibration_metric must be one of {', '.join(METRICS)}, got {self.calibration_metric!r}")
 
     @classmethod
     def from_yaml(cls, path: str | Path | None, overrides: list[str] | None = None) -> "TrainConfig":
@@ -114,21 +120,16 @@ def _mixed_precision(choice: str) -> str:
     return "no"
 
 
-def case_feature_of(model, wanted: bool) -> bool:
-    """The case feature is used only where the encoder has two token types."""
-    return bool(wanted) and getattr(model.config, "type_vocab_size", 1) >= 2
-
-
 def configure_model(model, cfg: TrainConfig) -> None:
     """Apply the config's dropout and embedding freeze to a fresh model (:func:`corefix.model.network.configure_encoder`)."""
     configure_encoder(model, cfg.dropout, cfg.freeze_word_embeddings)
 
 
-def validate(model, tokenizer, records: list[dict], cfg: TrainConfig, case_feature: bool) -> dict:
+def validate(model, tokenizer, records: list[dict], cfg: TrainConfig, features: WordFeatures) -> dict:
     """Span scores of ``model`` on ``records`` (whole articles, windows merged), Viterbi with no threshold."""
     model.eval()
     preds = predict_words(model, tokenizer, [r["text"] for r in records], cfg.max_length, cfg.stride,
-                          case_feature=case_feature)
+                          features=features)
     model.train()
     return span_scores([r["tags"] for r in records], [p.tags(DecodePolicy()) for p in preds])
 
@@ -137,33 +138,33 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     """Train, validating every ``eval_every`` steps; returns the best validation scores."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Subset
     from tqdm.auto import tqdm
     from transformers import DataCollatorForTokenClassification, get_scheduler
 
     run_dir = Path(cfg.run_dir)
-    data_dir = Path(cfg.data_dir)
-    for split in ("train", "validation"):
-        if not (data_dir / f"{split}.jsonl").is_file():
-            raise FileNotFoundError(f"{data_dir / (split + '.jsonl')} not found: build it with make_dataset")
+    dirs = data_dirs(cfg.data_dir)
+    excluded = tuple(cfg.exclude_profiles)
+    wanted = None if cfg.eval_docs is None else max(cfg.eval_docs, cfg.calibration_docs or 0)
+    all_val_records = read_records(dirs, "validation", wanted, excluded)
+    val_records = all_val_records[: cfg.eval_docs] if cfg.eval_docs else all_val_records
     accelerator = Accelerator(mixed_precision=_mixed_precision(cfg.mixed_precision),
                               gradient_accumulation_steps=cfg.grad_accum)
     set_seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.model)
     model = new_model(cfg.model)
     configure_model(model, cfg)
+    features = fit_token_types(model, WordFeatures(cfg.case_feature, cfg.evidence))
 
-    train_records = read_jsonl(data_dir / "train.jsonl")
+    train_records = load_split(dirs, "train", excluded)
     if cfg.train_limit:
-        train_records = train_records[: cfg.train_limit]
-    all_val_records = read_jsonl(data_dir / "validation.jsonl")
-    val_records = all_val_records[: cfg.eval_docs] if cfg.eval_docs else all_val_records
-    case_feature = case_feature_of(model, cfg.case_feature)
+        train_records = train_records.select(range(min(cfg.train_limit, len(train_records))))
     train_stride = cfg.stride if cfg.train_stride is None else cfg.train_stride
-    feats = build_features(train_records, tokenizer, cfg.max_length, train_stride, case_feature)
-    if not feats:
-        raise ValueError(f"{data_dir / 'train.jsonl'}: no training windows")
-    lengths = [len(f["input_ids"]) for f in feats]
+    windows = window_dataset(train_records, tokenizer, cfg.max_length, train_stride, features)
+    lengths = list(windows["length"])
+    feats = windows.remove_columns("length")  # memory-mapped Arrow: read a batch at a time
+    if not lengths:
+        raise ValueError(f"{', '.join(str(d) for d in dirs)}: no training windows")
     collator = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None)
 
     steps_per_epoch = math.ceil(len(feats) / (cfg.batch_size * cfg.grad_accum * accelerator.num_processes))
@@ -194,9 +195,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
         accelerator.print(f"resumed from {last_dir} at step {state['step']}")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "train_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg)), encoding="utf-8")
-    sim_settings = {}
-    if (data_dir / "simulate.json").is_file():
-        sim_settings = json.loads((data_dir / "simulate.json").read_text())
+    # the simulator settings of the training data, one entry per folder of the mixture
+    sims = {str(d): json.loads((d / "simulate.json").read_text()) for d in dirs if (d / "simulate.json").is_file()}
+    sim_settings = next(iter(sims.values())) if len(dirs) == 1 and sims else sims
     log_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
 
     def log(rec):
@@ -206,7 +207,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
 
     def evaluate_and_checkpoint():
         unwrapped = accelerator.unwrap_model(model)
-        scores = validate(unwrapped, tokenizer, val_records, cfg, case_feature) if accelerator.is_main_process else {}
+        scores = validate(unwrapped, tokenizer, val_records, cfg, features) if accelerator.is_main_process else {}
         if accelerator.is_main_process:
             f1 = scores.get("micro", {}).get("f1", 0.0)
             log({"step": state["step"], "eval": scores})
@@ -214,7 +215,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
                 state["best_f1"] = f1
                 state["best"] = {"step": state["step"], "validation": scores}
                 card = ModelCard(max_length=cfg.max_length, stride=cfg.stride, base_model=cfg.model,
-                                 case_feature=case_feature, step=state["step"], validation=scores,
+                                 case_feature=features.case, evidence=features.evidence, step=state["step"], validation=scores,
                                  simulator=sim_settings, train_config=dataclasses.asdict(cfg))
                 save_trained(unwrapped, tokenizer, card, run_dir / "best")
             accelerator.print(f"step {state['step']}: validation micro F1 {f1:.4f} (best {state['best_f1']:.4f})")
@@ -230,7 +231,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     out_of_time = False
     while not done:
         order = length_grouped_order(lengths, cfg.batch_size, cfg.seed + state["epoch"])
-        loader = DataLoader([feats[i] for i in order], batch_size=cfg.batch_size, shuffle=False, collate_fn=collator)
+        loader = DataLoader(Subset(feats, order), batch_size=cfg.batch_size, shuffle=False, collate_fn=collator)
         loader = accelerator.prepare(loader)
         if state["batches_in_epoch"]:
             loader = accelerator.skip_first_batches(loader, state["batches_in_epoch"])
