@@ -23,7 +23,7 @@ build data/us-resolvers "$US" configs/simulate-resolvers.yaml --splits test --li
 python scripts/train.py --config configs/cpu-small.yaml
 # 4. evaluate on every test set (and on the real damaged excerpts of CORRUPTION.md, when present)
 QUOTES=(); [ -f "$SHARED/CORRUPTION.md" ] && QUOTES=(--quotes "$SHARED/CORRUPTION.md")
-python scripts/evaluate.py --model runs/cpu-small/best --out runs/cpu-small/eval "${QUOTES[@]}" \
+python scripts/evaluate.py --model runs/cpu-small/best --out runs/cpu-small/eval --limit 300 "${QUOTES[@]}" \
     --data data/bbc-seed/test.jsonl data/bbc-resolvers/test.jsonl data/us-seed/test.jsonl data/us-resolvers/test.jsonl
 # 5. restore a few damaged articles
 python - <<'PY'

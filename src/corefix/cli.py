@@ -160,8 +160,7 @@ def _run_calibrate(args):
     if not records:
         raise UserError(f"{data}: no records")
     card = calibrate(model_dir, records, args.metric)
-    info = {"decoding": card.decoding, "threshold": card.threshold, "split_penalty": card.split_penalty,
-            "calibration": card.calibration}
+    info = card.calibration_info()
     print(json.dumps({"model": str(model_dir), "data": str(data), **info}, indent=2))
 
 

@@ -50,6 +50,11 @@ class ModelCard:
         return DecodePolicy(self.decoding, self.threshold, self.split_penalty,
                             first_mention_bias=self.first_mention_bias)
 
+    def calibration_info(self) -> dict[str, Any]:
+        """The decoding policy the card holds and the calibration that chose it, for printing and logs."""
+        return {"decoding": self.decoding, "threshold": self.threshold, "split_penalty": self.split_penalty,
+                "first_mention_bias": self.first_mention_bias, "calibration": self.calibration}
+
     def with_policy(self, policy: DecodePolicy, calibration: dict) -> "ModelCard":
         return dataclasses.replace(self, decoding=policy.decoding, threshold=policy.threshold,
                                    split_penalty=policy.split_penalty, first_mention_bias=policy.first_mention_bias,

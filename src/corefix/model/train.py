@@ -271,8 +271,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     evaluate_and_checkpoint()
     if accelerator.is_main_process and cfg.calibration_docs and all_val_records and (run_dir / "best").is_dir():
         card = calibrate(run_dir / "best", all_val_records[: cfg.calibration_docs], cfg.calibration_metric)
-        info = {"decoding": card.decoding, "threshold": card.threshold, "split_penalty": card.split_penalty,
-                "calibration": card.calibration}
+        info = card.calibration_info()
         log({"step": state["step"], **info})
         if state["best"] is not None:
             state["best"].update(info)
