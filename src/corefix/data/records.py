@@ -13,6 +13,7 @@ from pathlib import Path
 
 SPLITS = ("train", "validation", "test")
 
+
 def split_of(article_id: str) -> str:
     """A stable ~80/10/10 split by a hash of the article id."""
     h = int(hashlib.sha1(article_id.encode("utf-8")).hexdigest(), 16) % 10
@@ -20,8 +21,8 @@ def split_of(article_id: str) -> str:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """Every record of one JSONL file."""
+    return list(_stream(Path(path)))
 
 
 def data_dirs(data_dir: str | Path | list) -> list[Path]:
@@ -57,7 +58,7 @@ def read_records(dirs: list[Path], split: str, limit: int | None = None,
     return out
 
 
-def _stream(path: Path, exclude_profiles: tuple[str, ...]):
+def _stream(path: Path, exclude_profiles: tuple[str, ...] = ()):
     with open(path, encoding="utf-8") as f:
         for line in f:
             if line.strip():

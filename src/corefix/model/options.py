@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .decode import DECODINGS, DecodePolicy
+from .decode import DecodePolicy, check_decoding
 
 PRECISIONS = ("fp32", "bf16", "int8")
 
@@ -28,8 +28,8 @@ class InferenceOptions:
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r} (use {', '.join(PRECISIONS)})")
-        if self.decoding is not None and self.decoding not in DECODINGS:
-            raise ValueError(f"unknown decoding {self.decoding!r} (use {', '.join(DECODINGS)})")
+        if self.decoding is not None:
+            check_decoding(self.decoding)
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError("threshold must be between 0 and 1")
         if self.batch_size is not None and self.batch_size < 1:
