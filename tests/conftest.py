@@ -77,6 +77,7 @@ def tiny_model(tmp_path_factory, tiny_encoder, tiny_data):
 
     run = tmp_path_factory.mktemp("tiny-run")
     cfg = TrainConfig(model=tiny_encoder, data_dir=str(tiny_data), run_dir=str(run), max_length=64, stride=16,
-                      batch_size=8, learning_rate=5e-3, max_steps=30, eval_every=15, eval_docs=6, log_every=5)
+                      batch_size=8, learning_rate=5e-3, max_steps=30, eval_every=15, eval_docs=6, log_every=5,
+                      heads_train_docs=12, heads_validation_docs=6)
     train(cfg, progress=False)
     return run / "best", run

@@ -6,7 +6,7 @@ from pathlib import Path
 from corefix.architecture import LAYERS, graph, imports, layer_of, mermaid, modules, reachable
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
-INFERENCE = ("model.predict", "model.restore", "model.restore_corpus", "model.inference", "model.decode")
+INFERENCE = ("model.predict", "model.restore", "model.restore_corpus", "model.inference", "model.decode", "model.heads")
 SIMULATOR = {"data.simulate", "data.mentions", "data.settings", "data.dataset"}
 
 

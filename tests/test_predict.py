@@ -59,7 +59,7 @@ def test_every_input_and_output_format(model_dir, tmp_path, capsys, monkeypatch)
     code, out, _ = run_cli(["predict", "--model", model_dir, "--input", str(folder), "--format", "jsonl"], capsys)
     lines = [json.loads(x) for x in out.splitlines()]
     assert code == 0 and [x["id"] for x in lines] == ["a", "b"]
-    assert all(set(x) == {"id", "text", "spans", "restored"} for x in lines)
+    assert all(set(x) == {"id", "text", "spans", "restored", "gaps"} for x in lines)
     code, out, _ = run_cli(["predict", "--model", model_dir, "--input", str(jsonl), "--format", "jsonl"], capsys)
     lines = [json.loads(x) for x in out.splitlines()]
     assert code == 0 and lines[0]["id"] == "j1" and lines[1]["restored"] == ""
@@ -228,3 +228,14 @@ def test_evaluate_several_files_and_real_quotes(model_dir, tiny_data, tmp_path, 
     assert (tmp_path / "eval" / "summary.md").read_text().count("\n") == 4
     code, _, err = run_cli(["evaluate", "--model", model_dir], capsys)
     assert code == 2 and "--data" in err
+
+
+def test_a_word_the_tokenizer_drops_is_kept_not_nan(model_dir):
+    """A soft hyphen or zero-width space is a word to the word split but no piece to the tokenizer."""
+    import numpy as np
+
+    from corefix.model.inference import Detector
+
+    p = Detector.load(model_dir).predict(["Mr. Blair \u00ad said \u200b he would go ."])[0]
+    assert not np.isnan(p.probs).any()
+    assert p.probs[p.words.index("\u00ad")].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]

@@ -2,7 +2,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corefix.words import word_offsets
-from corefix.model.restore import apply_spans, choose_pronoun, restore_text
+from corefix.model.restore import GAP_MARK, apply_spans, choose_pronoun, gap_text, restore_text
 
 
 def _span(text, frag, label, nth=0):
@@ -46,14 +46,49 @@ def test_no_span_means_byte_for_byte():
     assert restore_text(t, []) == (t, [])
 
 
+def test_gap_modes():
+    gap = {"label": "DUP", "gap": {"destroyed": 0.9, "words": "said", "score": 0.85}}
+    nothing = {"label": "DUP", "gap": {"destroyed": 0.2, "words": "the", "score": 0.1}}
+    assert gap_text(gap, "drop") == gap_text(nothing, "drop") == ""
+    assert gap_text(gap, "mark") == GAP_MARK and gap_text(nothing, "mark") == ""
+    assert gap_text(gap, "fill", 0.8) == "said" and gap_text(gap, "fill", 0.9) == ""
+    assert gap_text({"label": "DUP"}, "fill", 0.0) == ""  # no gap head: dropped
+    t = "he Mr. Smith the prize on Friday ."
+    span = {**_span(t, "Mr. Smith", "DUP"), "gap": gap["gap"]}
+    assert restore_text(t, [span], "fill", 0.8)[0] == "he said the prize on Friday ."
+    assert restore_text(t, [span], "mark")[0] == "he […] the prize on Friday ."
+    assert restore_text(t, [span], "drop")[0] == "he the prize on Friday ."
+
+
+def test_learned_pronoun_or_rules():
+    t = "Shares rose. Mr. Blair said Mr. Blair would go."
+    s = _span(t, "Mr. Blair", "SUB", 1)
+    assert restore_text(t, [{**s, "pronoun": "he"}])[0] == "Shares rose. Mr. Blair said he would go."
+    assert restore_text(t, [{**s, "pronoun": "they"}])[0] == "Shares rose. Mr. Blair said they would go."
+    first = _span(t, "Mr. Blair", "SUB")
+    assert restore_text(t, [{**first, "pronoun": "he"}])[0].startswith("Shares rose. He said")  # sentence start
+    assert restore_text(t, [s])[0] == "Shares rose. Mr. Blair said he would go."  # no head: the rules
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.text(alphabet="abc ,.\n\t\"", min_size=0, max_size=60), st.data())
 def test_property_only_spans_and_their_seams_change(text, data):
     offsets = word_offsets(text)
     chosen = sorted(set(data.draw(st.lists(st.integers(0, max(len(offsets) - 1, 0)), max_size=5)))) if offsets else []
-    spans = [{"start": offsets[i][0], "end": offsets[i][1], "label": data.draw(st.sampled_from(["DUP", "SUB"]))}
-             for i in chosen]
-    out, with_repl = restore_text(text, spans)
+    gaps = data.draw(st.sampled_from(["drop", "mark", "fill"]))
+    spans = []
+    for i in chosen:
+        label = data.draw(st.sampled_from(["DUP", "SUB"]))
+        span = {"start": offsets[i][0], "end": offsets[i][1], "label": label}
+        if label == "DUP" and data.draw(st.booleans()):
+            span["gap"] = {"destroyed": data.draw(st.floats(0, 1)), "words": data.draw(st.sampled_from(["", "b", ", a", "."])),
+                           "score": data.draw(st.floats(0, 1))}
+        elif label == "SUB" and data.draw(st.booleans()):
+            span["pronoun"] = data.draw(st.sampled_from(["he", "its"]))
+        spans.append(span)
+    out, with_repl = restore_text(text, spans, gaps, 0.5)
+    for s in with_repl:  # each replacement stands where the span says
+        assert out[s["at"]:s["at"] + len(s["replacement"])] == s["replacement"], (s, out)
     # rebuild the expected text: outside the spans everything is kept, whitespace
     # touching a deleted span may go, replacements stand in place of SUB spans
     pieces, prev = [], 0

@@ -30,7 +30,7 @@ def test_shards_keep_columns_and_summarise(tiny_model, corpus, tmp_path):
     rows = [json.loads(line) for k in range(3) for line in shard_path(out, k, "jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [f"n{i}" for i in range(11)]
     assert all(r["source"] == "wire" and r["year"] == 2000 + int(r["id"][1:]) for r in rows)
-    assert all(set(r) == {"id", "text", "source", "year", "restored", "spans"} for r in rows)
+    assert all(set(r) == {"id", "text", "source", "year", "restored", "spans", "gaps"} for r in rows)
     assert [r["restored"] for r in rows if not r["text"]] == [""] * 4
     assert summary["articles"] == 11 and len(summary["failures"]) == 1
     assert "invalid JSON" in summary["failures"][0]["record"]

@@ -138,7 +138,7 @@ def test_bad_records_mid_run_are_reported_and_the_good_ones_written(local_ray, t
     assert summary["articles"] == 12
     rows = _rows(out, "parquet")
     assert sorted(rows) == sorted([f"n{i}" for i in range(12) if i != 4] + ["doc-000004"])
-    assert all(set(r) == {"id", "text", "source", "year", "restored", "spans"} for r in rows.values())
+    assert all(set(r) == {"id", "text", "source", "year", "restored", "spans", "gaps"} for r in rows.values())
     failed = [line for line in captured.err.splitlines() if line.startswith("failed: ")]
     assert len(failed) == 3
     assert any(":7: invalid JSON" in f for f in failed) and any("no string field 'text'" in f for f in failed)

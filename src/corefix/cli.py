@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .model.decode import DECODINGS
-from .model.options import PRECISIONS
+from .model.options import GAP_MODES, PRECISIONS
 
 
 class UserError(Exception):
@@ -35,6 +35,10 @@ def _add_inference_options(p):
     p.add_argument("--decoding", choices=DECODINGS, default=None,
                    help="read tags off the probabilities as the best valid IOB2 path, or word by word "
                         "(default: the one chosen in training)")
+    p.add_argument("--gaps", choices=GAP_MODES, default="drop",
+                   help="where a removed copy had destroyed words: drop (delete the copy, the default), "
+                        "mark (put […] there) or fill (the destroyed words, where the gap head is confident "
+                        "above the threshold chosen on validation data; needs a model with span heads)")
 
 
 def _inference_options(args):
@@ -48,7 +52,7 @@ def _inference_options(args):
     if args.overlap is not None and args.overlap < 0:
         raise UserError("--overlap must be 0 or more")
     return InferenceOptions(batch_size=args.batch_size, threshold=args.threshold, precision=args.precision,
-                            overlap=args.overlap, decoding=args.decoding)
+                            overlap=args.overlap, decoding=args.decoding, gaps=args.gaps)
 
 
 def _add_make_dataset(sub):
@@ -136,9 +140,8 @@ def _add_calibrate(sub):
 
 
 def _run_calibrate(args):
-    from .data.records import data_dirs, read_jsonl, read_records
+    from .data.records import read_jsonl
     from .model.calibrate import calibrate
-    from .model.card import ModelCard
     from .model.network import check_model_dir
 
     model_dir = check_model_dir(args.model)
@@ -150,18 +153,67 @@ def _run_calibrate(args):
             raise UserError(f"{data}: no such file")
         records = read_jsonl(data)[: args.limit]
     else:  # the validation split of the data the model was trained on (every folder of a mixture)
-        cfg = ModelCard.load(model_dir).train_config
-        dirs = data_dirs(cfg.get("data_dir") or ".")
-        data = ", ".join(str(d / "validation.jsonl") for d in dirs)
-        try:
-            records = read_records(dirs, "validation", args.limit, tuple(cfg.get("exclude_profiles") or ()))
-        except FileNotFoundError as e:
-            raise UserError(f"{e} (give the labelled articles with --data)") from None
+        data, records = _training_split(model_dir, "validation", args.limit)
     if not records:
         raise UserError(f"{data}: no records")
     card = calibrate(model_dir, records, args.metric)
     info = card.calibration_info()
     print(json.dumps({"model": str(model_dir), "data": str(data), **info}, indent=2))
+
+
+def _training_split(model_dir: Path, split: str, limit: int | None):
+    """``(description, records)``: a split of the data the model was trained on (every folder of a mixture)."""
+    from .data.records import data_dirs, read_records
+    from .model.card import ModelCard
+
+    cfg = ModelCard.load(model_dir).train_config
+    dirs = data_dirs(cfg.get("data_dir") or ".")
+    try:
+        records = read_records(dirs, split, limit, tuple(cfg.get("exclude_profiles") or ()))
+    except FileNotFoundError as e:
+        raise UserError(f"{e} (give the labelled articles with --data)") from None
+    return ", ".join(str(d / f"{split}.jsonl") for d in dirs), records
+
+
+def _add_fit_heads(sub):
+    p = sub.add_parser("fit-heads", help="fit a trained model's span heads: learned pronouns and gap filling")
+    p.add_argument("--model", required=True, help="trained model directory (runs/NAME/best); heads are written into it")
+    p.add_argument("--data", nargs="+", default=None,
+                   help="dataset folder(s) with train.jsonl and validation.jsonl (default: the model's training data)")
+    p.add_argument("--train-limit", type=int, default=2000, help="training articles read (default: 2000)")
+    p.add_argument("--validation-limit", type=int, default=300,
+                   help="validation articles on which the fill threshold is chosen (default: 300)")
+    p.add_argument("--pronoun-epochs", type=int, default=40, help="passes over the SUB examples (default: 40)")
+    p.add_argument("--gap-epochs", type=int, default=10, help="passes over the DUP examples (default: 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_fit_heads)
+
+
+def _run_fit_heads(args):
+    from .data.records import read_records
+    from .model.fit_heads import fit_heads
+    from .model.network import check_model_dir
+
+    model_dir = check_model_dir(args.model)
+    for name in ("train_limit", "validation_limit", "pronoun_epochs", "gap_epochs"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    splits = {}
+    for split, limit in (("train", args.train_limit), ("validation", args.validation_limit)):
+        if args.data:
+            try:
+                splits[split] = read_records([Path(d) for d in args.data], split, limit)
+            except FileNotFoundError as e:
+                raise UserError(str(e)) from None
+        else:
+            splits[split] = _training_split(model_dir, split, limit)[1]
+        if not splits[split]:
+            raise UserError(f"no {split} records")
+    heads = fit_heads(model_dir, splits["train"], splits["validation"], pronoun_epochs=args.pronoun_epochs,
+                      gap_epochs=args.gap_epochs, seed=args.seed,
+                      log=lambda msg: print(msg, file=sys.stderr))
+    print(json.dumps({"model": str(model_dir), "fill_threshold": heads.fill_threshold,
+                      "validation_pronoun": heads.info["validation_pronoun"]}, indent=2))
 
 
 def _add_evaluate(sub):
@@ -183,7 +235,7 @@ def _add_evaluate(sub):
 
 def _run_evaluate(args):
     from .data.records import read_jsonl
-    from .model.evaluate import evaluate, format_summary, format_table, write_report
+    from .model.evaluate import evaluate, format_restoration, format_summary, format_table, write_report
 
     if not args.data and not args.quotes:
         raise UserError("evaluate needs --data FILE ... (or --quotes MARKDOWN)")
@@ -205,14 +257,17 @@ def _run_evaluate(args):
         records = read_jsonl(data)[: args.limit]
         if not records:
             raise UserError(f"{data}: no records")
-        predictions = detector.predict([r["text"] for r in records], progress=True) if detector else None
-        result = evaluate(records, predictions, detector.policy if detector else None)
+        heads = detector.heads if detector else None
+        predictions = detector.predict([r["text"] for r in records], progress=True, vectors=heads is not None) if detector else None
+        result = evaluate(records, predictions, detector.policy if detector else None, heads=heads)
         result.update({"data": str(data), "model_dir": args.model,
                        "precision": detector.options.precision if detector else None,
                        "overlap": detector.stride if detector else None})
         name = f"{data.parent.name}-{data.stem}"
         results[name] = result
         print(f"\n{data} ({len(records)} articles)\n{format_table(result)}")
+        if "restoration" in result:
+            print("\n" + format_restoration(result["restoration"]))
         if args.out:
             out = Path(args.out) / name / "metrics.json" if len(files) > 1 else Path(args.out)
             report = write_report(result, out.parent, title=f"corefix evaluation: {data}")
@@ -329,6 +384,9 @@ def _render(fmt: str, results) -> str:
     return "".join(f"==> {r.id} <==\n{r.restored}\n\n" for r in results)
 
 
+MEASURES = ("prediction", "restoration", "training", "memory")
+
+
 def _add_benchmark(sub):
     p = sub.add_parser("benchmark", help="prediction/training throughput and memory against plain baselines")
     p.add_argument("--model", default=None,
@@ -336,6 +394,7 @@ def _add_benchmark(sub):
     p.add_argument("--data", default="data/bbc-seed/test.jsonl",
                    help="labelled JSONL to read articles from (built-in sample text when missing)")
     p.add_argument("--quick", action="store_true", help="a small run (under a minute) that checks everything works")
+    p.add_argument("--only", nargs="+", choices=MEASURES, default=None, help="run only these measurements")
     p.add_argument("--out", default="runs/benchmark.json", help="where to write the JSON figures")
     p.set_defaults(func=_run_benchmark)
 
@@ -343,7 +402,7 @@ def _add_benchmark(sub):
 def _run_benchmark(args):
     from .model.benchmark import format_summary, run_benchmark
 
-    result = run_benchmark(args.model, args.data, args.quick)
+    result = run_benchmark(args.model, args.data, args.quick, args.only)
     print(format_summary(result))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -425,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_EXTRA_COMMANDS: list = [_add_train, _add_calibrate, _add_evaluate, _add_predict, _add_benchmark, _add_restore_corpus]
+_EXTRA_COMMANDS: list = [_add_train, _add_calibrate, _add_fit_heads, _add_evaluate, _add_predict, _add_benchmark, _add_restore_corpus]
 
 
 def main(argv: list[str] | None = None) -> None:

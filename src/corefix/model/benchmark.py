@@ -8,6 +8,8 @@
 - training: corefix's loop (length-grouped batches, dynamic padding, bf16
   autocast where set) against the same model and batch size padded to the
   maximum length in fp32, in real (non-pad) tokens per second;
+- restoration: the whole predict path with the span heads (gaps filled)
+  against the same detector restoring with the pronoun rules alone;
 - peak resident memory predicting one article of 1,000, 10,000 and 100,000
   words, each in a fresh process.
 
@@ -115,6 +117,30 @@ def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batc
         for rec in result["paths"].values():
             rec["f1_change_points"] = 100 * (rec["micro_span_f1"] - result["paths"]["fp32"]["micro_span_f1"])
     return result
+
+
+def bench_restoration(model_dir: str, records: list[dict], repeats: int = 3, batch_size: int | None = None) -> dict | None:
+    """Words/s of the whole restoration (detection, then what goes in place of each span, then the text)
+    with the model's span heads filling gaps, against the same detector restoring as before the heads
+    (the pronoun rules, copies dropped), in interleaved rounds. None for a model without heads."""
+    from .predict import Restorer
+
+    with_heads = Restorer(Detector.load(model_dir, InferenceOptions(batch_size=batch_size, gaps="fill")))
+    if with_heads.detector.heads is None:
+        return None
+    rules = Restorer(Detector.load(model_dir, InferenceOptions(batch_size=batch_size)))
+    rules.detector.heads = None
+    texts = [r["text"] for r in records]
+    n_words = sum(len(word_offsets(t)) for t in texts)
+    runs: dict[str, list[float]] = {"rules, gaps dropped": [], "span heads, gaps filled": []}
+    for _ in range(repeats):
+        for name, restorer in (("rules, gaps dropped", rules), ("span heads, gaps filled", with_heads)):
+            t = time.perf_counter()
+            restorer.restore_many(texts)
+            runs[name].append(n_words / (time.perf_counter() - t))
+    base = statistics.median(runs["rules, gaps dropped"])
+    return {"words": n_words, **{name: _median_spread(v) for name, v in runs.items()},
+            "slowdown": base / statistics.median(runs["span heads, gaps filled"])}
 
 
 def bench_training(model_name: str, records: list[dict], batch_size: int, max_length: int, stride: int,
@@ -264,8 +290,9 @@ def recipe_of(card: ModelCard) -> dict | None:
     return recipe or None
 
 
-def run_benchmark(model: str | None, data: str, quick: bool) -> dict:
-    """All three measurements; ``model`` None uses an untrained head on the default encoder (speed only)."""
+def run_benchmark(model: str | None, data: str, quick: bool, only: list[str] | None = None) -> dict:
+    """The measurements (``only`` these, else all); ``model`` None uses an untrained head on the default
+    encoder (speed only)."""
     import platform
     import tempfile
     from pathlib import Path
@@ -288,15 +315,22 @@ def run_benchmark(model: str | None, data: str, quick: bool) -> dict:
             "model": model or "untrained head on the default encoder",
             "articles": len(records), "quick": quick,
         }
-        print("prediction ...", file=sys.stderr)
-        result["prediction"] = bench_prediction(model_dir, records, repeats)
-        print("training ...", file=sys.stderr)
-        result["training"] = bench_training(card.base_model or DEFAULT_MODEL if model else DEFAULT_MODEL,
-                                            records, 8, card.max_length, card.stride, steps,
-                                            train_repeats, bf16=True, features=card.features,
-                                            recipe=recipe_of(card))
-        print("memory ...", file=sys.stderr)
-        result["memory"] = bench_memory(model_dir, sizes)
+        wanted = set(only or ("prediction", "restoration", "training", "memory"))
+        if "prediction" in wanted:
+            print("prediction ...", file=sys.stderr)
+            result["prediction"] = bench_prediction(model_dir, records, repeats)
+        if "restoration" in wanted:
+            print("restoration ...", file=sys.stderr)
+            result["restoration"] = bench_restoration(model_dir, records, repeats)
+        if "training" in wanted:
+            print("training ...", file=sys.stderr)
+            result["training"] = bench_training(card.base_model or DEFAULT_MODEL if model else DEFAULT_MODEL,
+                                                records, 8, card.max_length, card.stride, steps,
+                                                train_repeats, bf16=True, features=card.features,
+                                                recipe=recipe_of(card))
+        if "memory" in wanted:
+            print("memory ...", file=sys.stderr)
+            result["memory"] = bench_memory(model_dir, sizes)
     return result
 
 
@@ -312,6 +346,11 @@ def format_summary(result: dict) -> str:
                          f"{base:.0f} (pipeline, fp32) | {rec['speedup']:.2f}x |")
         lines.append(f"| same decisions as the pipeline (same inputs, fp32) | "
                      f"{100 * p['same_decisions_as_pipeline']:.2f} % of words | | |")
+    r = result.get("restoration")
+    if r:
+        lines.append(f"| restoration with span heads (gaps filled), words/s | {r['span heads, gaps filled']['median']:.0f} | "
+                     f"{r['rules, gaps dropped']['median']:.0f} (pronoun rules, gaps dropped) | "
+                     f"{1 / r['slowdown']:.2f}x ({r['slowdown']:.2f}x slower) |")
     t = result.get("training")
     if t:
         lines.append(f"| training, real tokens/s | {t['corefix_tokens_per_s']['median']:.0f} | "

@@ -4,7 +4,8 @@
 stated here, and training, calibration, inference and the benchmark all read
 and write the card through it. Cards carry a ``version``; a card written
 before versions existed (version 1: no ``decoding`` or ``split_penalty``,
-perhaps no ``threshold``) loads with the defaults below.
+perhaps no ``threshold``) loads with the defaults below, and so does one
+from before span heads (version 2: no ``heads``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .decode import DecodePolicy, check_decoding
 from .features import WordFeatures
 
 CARD_FILE = "corefix.json"
-CARD_VERSION = 2
+CARD_VERSION = 3
 
 
 @dataclass
@@ -39,6 +40,7 @@ class ModelCard:
     validation: dict = field(default_factory=dict)  # validation scores at that step
     simulator: dict = field(default_factory=dict)  # simulator settings of the training data
     train_config: dict = field(default_factory=dict)
+    heads: dict = field(default_factory=dict)  # span heads' classes and fill threshold (corefix.model.heads); {}: none
     version: int = CARD_VERSION
 
     @property

@@ -8,7 +8,7 @@ oracle with the gold spans) it reports:
 - the word error rate of the restored text against ``original`` (jiwer), the
   restoration made by the same rules (:mod:`corefix.restore`) for everyone;
 - the accuracy of the pronoun put back for gold ``SUB`` spans whose overwritten
-  text was a pronoun, counting only spans the system found exactly;
+  text was a pronoun, among those the system found exactly;
 - the flag rate on first mentions (:func:`corefix.model.metrics.first_mentions`): a name's first
   appearance in an article is never a copy, and deleting it destroys the
   article's lede, so this rate should be practically zero.
@@ -25,51 +25,79 @@ from ..lexicon import is_pronoun
 from ..words import chunks, tags_to_spans, word_offsets
 from .baseline import rule_tags
 from .decode import DecodePolicy
-from .metrics import by_span_length, first_mention_flag_rate, first_mentions, prf, span_scores, threshold_curve, word_scores
+from .metrics import (by_span_length, fill_scores, first_mention_flag_rate, first_mentions, prf,
+                      span_scores, threshold_curve, word_scores)
+from .options import GAP_MODES
 from .restore import restore_text
 
 
-def _wer(references: list[str], hypotheses: list[str]) -> float:
+def wer_parts(references: list[str], hypotheses: list[str]) -> dict:
+    """Word error rate of ``hypotheses`` against ``references`` (jiwer; words split at whitespace, as jiwer
+    does), and its deletions, insertions and substitutions per 100 reference words."""
     pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip()]
     if not pairs:
-        return 0.0
-    return float(jiwer.wer([r for r, _ in pairs], [h if h.strip() else "<empty>" for _, h in pairs]))
+        return {"wer": 0.0, "deletions": 0.0, "insertions": 0.0, "substitutions": 0.0, "words": 0}
+    out = jiwer.process_words([r for r, _ in pairs], [h if h.strip() else "<empty>" for _, h in pairs])
+    n = out.hits + out.substitutions + out.deletions
+    return {"wer": float(out.wer), "deletions": 100 * out.deletions / n, "insertions": 100 * out.insertions / n,
+            "substitutions": 100 * out.substitutions / n, "words": n}
 
 
-def score_system(records: list[dict], pred_tags: list[list[str]], pred_spans: list[list[dict]] | None = None) -> dict:
-    """All figures for one system's word tags (or exact character spans, for the oracle)."""
-    gold_tags = [r["tags"] for r in records]
-    restored, sub_total, sub_right = [], 0, 0
-    for i, r in enumerate(records):
-        text = r["text"]
-        spans = pred_spans[i] if pred_spans is not None else tags_to_spans(word_offsets(text), pred_tags[i])
-        out, with_repl = restore_text(text, spans)
+def restoration_scores(records: list[dict], spans: list[list[dict]], gaps: str = "drop",
+                       fill_threshold: float | None = None) -> dict:
+    """How readable the restoration of ``spans`` is (:func:`corefix.model.restore.restore_text`):
+    WER against ``original`` with its parts; accuracy of the pronoun put back for the gold ``SUB`` spans
+    whose overwritten text was a pronoun and that the system found exactly (``pronoun_found`` of
+    ``pronoun_total``); and, where copies were
+    filled, how many filled words were right (:func:`corefix.model.metrics.fill_scores`)."""
+    restored, filled, sub_total, sub_found, sub_right = [], [], 0, 0, 0
+    for r, sp in zip(records, spans):
+        out, with_repl = restore_text(r["text"], sp, gaps, fill_threshold)
         restored.append(out)
+        filled.append([{"start": s["start"], "end": s["end"], "fill": s["replacement"]}
+                       for s in with_repl if s["label"] == "DUP" and s["replacement"]])
         found = {(s["start"], s["end"]): s for s in with_repl if s["label"] == "SUB"}
         for g in r["spans"]:
             if g["label"] != "SUB" or not is_pronoun(g["overwritten"]):
                 continue
-            # a found span may differ from the gold one by the whitespace the word tags cannot see
-            key = (g["start"] + len(text[g["start"]:g["end"]]) - len(text[g["start"]:g["end"]].lstrip()), g["end"])
+            body = r["text"][g["start"]:g["end"]]
             sub_total += 1
-            hit = found.get((g["start"], g["end"])) or found.get(key)
+            # a found span may differ from the gold one by the whitespace the word tags cannot see
+            hit = found.get((g["start"], g["end"])) or found.get((g["start"] + len(body) - len(body.lstrip()), g["end"]))
+            sub_found += hit is not None
             if hit is not None and hit["replacement"].lower() == g["overwritten"].strip().lower():
                 sub_right += 1
+    wer = wer_parts([r["original"] for r in records], restored)
+    result = {"wer": wer["wer"], "wer_parts": wer, "pronoun_accuracy": sub_right / sub_found if sub_found else None,
+              "pronoun_found": sub_found, "pronoun_total": sub_total}
+    if gaps != "drop":
+        result["fill"] = fill_scores(records, filled) if gaps == "fill" else None
+    return result
+
+
+def score_system(records: list[dict], pred_tags: list[list[str]], pred_spans: list[list[dict]] | None = None) -> dict:
+    """All figures for one system's word tags (or exact character spans, for the oracle), restored by the rules."""
+    gold_tags = [r["tags"] for r in records]
+    if pred_spans is None:
+        pred_spans = [tags_to_spans(word_offsets(r["text"]), t) for r, t in zip(records, pred_tags)]
     first_rate, firsts = first_mention_flag_rate([r["text"] for r in records], gold_tags, pred_tags)
     return {
         "spans": span_scores(gold_tags, pred_tags),
         "words": word_scores(gold_tags, pred_tags),
-        "wer": _wer([r["original"] for r in records], restored),
-        "pronoun_accuracy": sub_right / sub_total if sub_total else None,
-        "pronoun_total": sub_total,
+        **restoration_scores(records, pred_spans),
         "first_mention_flag_rate": first_rate,
         "first_mentions": firsts,
     }
 
 
-def evaluate(records: list[dict], predictions=None, policy: DecodePolicy | None = None) -> dict:
+def evaluate(records: list[dict], predictions=None, policy: DecodePolicy | None = None, heads=None) -> dict:
     """Figures for the input, the rule baseline, the oracle and (given its
-    :class:`~corefix.model.inference.WordPredictions`, decoded under ``policy``) the model."""
+    :class:`~corefix.model.inference.WordPredictions`, decoded under ``policy``) the model.
+
+    With the model's span heads (:class:`~corefix.model.heads.SpanHeads`; the
+    predictions must then carry word vectors), ``restoration`` compares the
+    readability of each way of restoring (:func:`restoration_table`).
+    """
     input_tags = [["O"] * len(r["tags"]) for r in records]
     result = {
         "articles": len(records),
@@ -88,7 +116,50 @@ def evaluate(records: list[dict], predictions=None, policy: DecodePolicy | None 
         model["by_span_length"] = by_span_length(gold, tags)
         model["by_drift"] = by_drift(records, tags)
         model["threshold_curve"] = threshold_curve(gold, predictions, policy)
+        if heads is not None:
+            result["restoration"] = restoration_table(records, predictions, policy, heads, result)
     return result
+
+
+def restoration_table(records: list[dict], predictions, policy: DecodePolicy, heads, result: dict) -> dict:
+    """Readability of each way of restoring, beside the input, the rule baseline and two oracles:
+    the model's spans with the rules (pronoun rules, copies dropped) and with the span heads in each gap
+    mode; the gold spans with the rules (gold spans deleted) and with the heads; the gold spans with their
+    true overwritten words put back (WER 0 by construction of the data: a check of the data, not a target)."""
+    from ..data.simulate import undo  # the gold inverse of the damage: evaluation only, never inference
+
+    model_spans = [heads.annotate(r["text"], p.vectors, p.offsets, p.spans(policy)) for r, p in zip(records, predictions)]
+    gold_spans = [heads.annotate(r["text"], p.vectors, p.offsets, [dict(g) for g in r["spans"]])
+                  for r, p in zip(records, predictions)]
+    rows = {"input": _restoration_row(result["input"]), "rule baseline": _restoration_row(result["rule_baseline"]),
+            "model, rules": _restoration_row(result["model"])}
+    for gaps in GAP_MODES:
+        rows[f"model, heads, gaps {gaps}"] = restoration_scores(records, model_spans, gaps, heads.fill_threshold)
+    rows["oracle: gold spans deleted, rules"] = _restoration_row(result["oracle"])
+    for gaps in ("drop", "fill"):
+        rows[f"oracle: gold spans, heads, gaps {gaps}"] = restoration_scores(records, gold_spans, gaps, heads.fill_threshold)
+    wer = wer_parts([r["original"] for r in records], [undo(r["text"], r["spans"]) for r in records])
+    rows["oracle: overwritten words put back"] = {"wer": wer["wer"], "wer_parts": wer, "pronoun_accuracy": None}
+    return {"fill_threshold": heads.fill_threshold, "rows": rows}
+
+
+def _restoration_row(scores: dict) -> dict:
+    return {k: scores[k] for k in ("wer", "wer_parts", "pronoun_accuracy", "pronoun_found", "pronoun_total") if k in scores}
+
+
+def format_restoration(table: dict) -> str:
+    """A markdown table of :func:`restoration_table`: WER and its parts per 100 original words, pronoun
+    accuracy, and for filled gaps the share of filled words that were right and of destroyed words put back."""
+    rows = [f"Fill threshold (chosen on validation data): {table['fill_threshold']}", "",
+            "| restoration | WER | deletions /100 | insertions /100 | substitutions /100 | pronoun acc. "
+            "| filled words right | destroyed words put back |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in table["rows"].items():
+        w, pa, fill = r["wer_parts"], r.get("pronoun_accuracy"), r.get("fill")
+        rows.append(f"| {name} | {w['wer']:.4f} | {w['deletions']:.2f} | {w['insertions']:.2f} | {w['substitutions']:.2f} | "
+                    f"{'-' if pa is None else f'{pa:.3f}'} | "
+                    + (f"{fill['precision']:.3f} ({fill['right_words']}/{fill['filled_words']}) | "
+                       f"{fill['recall']:.3f} ({fill['right_words']}/{fill['destroyed_words']}) |" if fill else "- | - |"))
+    return "\n".join(rows)
 
 
 def by_drift(records: list[dict], pred_tags: list[list[str]]) -> dict:
@@ -230,6 +301,9 @@ def write_report(result: dict, out_dir: str | Path, title: str = "corefix evalua
         plt.close(fig)
         figures.append("plots.png")
     lines = [f"# {title}", "", f"{result['articles']} articles.", "", format_table(result), ""]
+    if "restoration" in result:
+        lines += ["## Restoration (WER against the original; parts per 100 original words)", "",
+                  format_restoration(result["restoration"]), ""]
     if model:
         lines += ["## By span length (model)", "", "| words | precision | recall | F1 | gold | predicted |",
                   "|---|---|---|---|---|---|"]

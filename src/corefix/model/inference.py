@@ -19,6 +19,7 @@ from ..words import TAGS, split_words
 from .card import ModelCard
 from .decode import DecodePolicy, decode_spans, decode_tags
 from .features import WordFeatures, encode_words
+from .heads import SpanHeads
 from .network import load_trained
 from .options import InferenceOptions
 
@@ -30,6 +31,7 @@ class WordPredictions:
     offsets: list[tuple[int, int]]
     probs: np.ndarray  # (n_words, n_tags)
     words: list[str] | None = None  # the words' text (for the title rule)
+    vectors: np.ndarray | None = None  # (n_words, hidden) float16: the encoder's last layer at each word, when asked for
 
     def tags(self, policy: DecodePolicy) -> list[str]:
         """IOB2 tags of the words under ``policy`` (:func:`corefix.model.decode.decode_tags`)."""
@@ -76,6 +78,7 @@ def predict_words(
     features: WordFeatures = WordFeatures(),
     bf16: bool = False,
     segment_words: int = SEGMENT_WORDS,
+    vectors: bool = False,
 ) -> list[WordPredictions]:
     """Word-level tag probabilities for each text, batched across articles.
 
@@ -84,6 +87,10 @@ def predict_words(
     words, so memory stays bounded however long an article is. Within a group
     the windows are sorted by length and padded per batch only; each word
     keeps the window where it sits furthest from an edge.
+
+    ``vectors``: also keep each word's vector from the encoder's last layer
+    (what the tag classifier reads), from that same window, for the span
+    heads (:mod:`corefix.model.heads`); it comes from the same forward pass.
     """
     from tqdm.auto import tqdm
 
@@ -96,6 +103,7 @@ def predict_words(
     n_tags = len(TAGS)
     probs = [np.zeros((len(o), n_tags), dtype=np.float32) for o in offsets]
     best_margin = [np.full(len(o), -1, dtype=np.int64) for o in offsets]
+    vecs = [None] * len(offsets)
     overlap = min(SEGMENT_OVERLAP, segment_words // 2)
     units = [(a, ws, we) for a, o in enumerate(offsets) if o for ws, we in _segments(len(o), segment_words, overlap)]
     groups, cur, size = [], [], 0
@@ -130,8 +138,9 @@ def predict_words(
                     types[r, : len(f["input_ids"])] = torch.tensor(f["token_type_ids"])
             extra = {"token_type_ids": types.to(device)} if typed else {}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), **extra).logits
-            p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+                out = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=vectors, **extra)
+            p = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
+            hidden = out.hidden_states[-1].float().cpu().numpy() if vectors else None
             for r, i in enumerate(batch):
                 a, ws, f = feats[i]
                 pos, wid = first_subwords(f["word_ids"])
@@ -140,9 +149,15 @@ def predict_words(
                 better = margin > best_margin[a][target]
                 best_margin[a][target[better]] = margin[better]
                 probs[a][target[better]] = p[r, pos[better]]
+                if hidden is not None:
+                    if vecs[a] is None:
+                        vecs[a] = np.zeros((len(offsets[a]), hidden.shape[-1]), dtype=np.float16)  # half the memory
+                    vecs[a][target[better]] = hidden[r, pos[better]]
         bar.update(sum(we - ws - (overlap if ws else 0) for _, ws, we in group))  # words new to the bar
     bar.close()
-    return [WordPredictions(o, pr, words=w) for o, pr, w in zip(offsets, probs, words)]
+    for pr, margin in zip(probs, best_margin):
+        pr[margin < 0, TAGS.index("O")] = 1.0  # a word the tokenizer gives no piece (a stray control character): kept
+    return [WordPredictions(o, pr, words=w, vectors=v) for o, pr, w, v in zip(offsets, probs, words, vecs)]
 
 
 class Detector:
@@ -155,7 +170,8 @@ class Detector:
     much. ``policy`` is the card's decoding policy with the options' overrides.
     """
 
-    def __init__(self, model, tokenizer, card: ModelCard | None = None, options: InferenceOptions | None = None):
+    def __init__(self, model, tokenizer, card: ModelCard | None = None, options: InferenceOptions | None = None,
+                 heads: SpanHeads | None = None):
         options = options or InferenceOptions()
         card = card or ModelCard()
         on_gpu = next(model.parameters()).device.type == "cuda"
@@ -175,18 +191,29 @@ class Detector:
         if not 0 <= self.stride <= card.max_length // 2:
             raise ValueError(f"overlap must be between 0 and {card.max_length // 2} tokens, got {self.stride}")
         self.policy = options.policy(card.policy)
+        self.heads = heads  # what to put in place of each span (corefix.model.heads); None: the rules
 
     @classmethod
     def load(cls, path: str | Path, options: InferenceOptions | None = None) -> "Detector":
         options = options or InferenceOptions()
         model, tokenizer, card = load_trained(path, options.device)
-        return cls(model, tokenizer, card, options)
+        heads = SpanHeads.load(path, card.heads) if card.heads else None
+        return cls(model, tokenizer, card, options, heads)
 
-    def predict(self, texts: list[str], progress: bool = False) -> list[WordPredictions]:
+    def predict(self, texts: list[str], progress: bool = False, vectors: bool = False) -> list[WordPredictions]:
+        """Word probabilities of each text (with the encoder's word vectors when ``vectors``)."""
         return predict_words(self.model, self.tokenizer, texts, self.card.max_length, self.stride, self.batch_size,
                              progress=progress, features=self.card.features,
-                             bf16=self.options.precision == "bf16")
+                             bf16=self.options.precision == "bf16", vectors=vectors)
 
     def predict_spans(self, texts: list[str], progress: bool = False) -> list[list[dict]]:
-        """Character spans (start, end, label, score) predicted in each text, under :attr:`policy`."""
-        return [p.spans(self.policy) for p in self.predict(texts, progress=progress)]
+        """Character spans (start, end, label, score) predicted in each text, under :attr:`policy`;
+        with span heads, each also says what to put in its place (:meth:`SpanHeads.annotate`)."""
+        preds = self.predict(texts, progress=progress, vectors=self.heads is not None)
+        return [self.annotate(t, p, p.spans(self.policy)) for t, p in zip(texts, preds)]
+
+    def annotate(self, text: str, prediction: WordPredictions, spans: list[dict]) -> list[dict]:
+        """``spans`` of one article read by the span heads (unchanged without heads)."""
+        if self.heads is None:
+            return spans
+        return self.heads.annotate(text, prediction.vectors, prediction.offsets, spans)

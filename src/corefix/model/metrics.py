@@ -146,3 +146,39 @@ def first_mention_flag_rate(texts: list[str], gold_tags: list[list[str]] | None,
             firsts += 1
             flagged += tags[i] != "O"
     return (flagged / firsts if firsts else 0.0), firsts
+
+
+def gold_by_position(record: dict) -> dict[tuple[int, int], dict]:
+    """A record's gold spans by ``(start, end)``, each also under its start without leading whitespace
+    (a span found from word tags cannot see the whitespace an overflow copy starts with)."""
+    text, out = record["text"], {}
+    for g in record["spans"]:
+        out[(g["start"], g["end"])] = g
+        body = text[g["start"]:g["end"]]
+        out.setdefault((g["start"] + len(body) - len(body.lstrip()), g["end"]), g)
+    return out
+
+
+def fill_scores(records: list[dict], filled: list[list[dict]]) -> dict:
+    """How well filled gaps put back what the copies destroyed.
+
+    ``filled``: per record, the spans that were filled (``start``, ``end``,
+    ``fill``: the string put in place of the copy). A filled word counts as
+    right when it is the word at the same place of the destroyed string of a
+    gold copy at exactly that span (words as :func:`corefix.words.split_words`
+    cuts them, so a full stop is a word). Precision: right / filled words;
+    recall: right / every word the gold copies destroyed.
+    """
+    right = n_filled = destroyed = 0
+    for r, spans in zip(records, filled):
+        gold = gold_by_position(r)
+        destroyed += sum(len(split_words(g["overwritten"])[1]) for g in r["spans"] if g["label"] == "DUP")
+        for s in spans:
+            words = split_words(s["fill"])[1]
+            g = gold.get((s["start"], s["end"]))
+            truth = split_words(g["overwritten"])[1] if g is not None and g["label"] == "DUP" else []
+            n_filled += len(words)
+            right += sum(a == b for a, b in zip(words, truth))
+    p = right / n_filled if n_filled else 0.0
+    return {"precision": p, "recall": right / destroyed if destroyed else 0.0, "right_words": right,
+            "filled_words": n_filled, "destroyed_words": destroyed}

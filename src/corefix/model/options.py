@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .decode import DecodePolicy, check_decoding
 
 PRECISIONS = ("fp32", "bf16", "int8")
+GAP_MODES = ("drop", "mark", "fill")  # what restoration puts where a copy destroyed words (corefix.model.restore)
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,15 @@ class InferenceOptions:
     overlap: int | None = None  # tokens shared by neighbouring windows (None: the card's training stride)
     threshold: float | None = None  # flag a word when P(inserted) >= this (None: the card's)
     decoding: str | None = None  # viterbi or independent (None: the card's)
+    gaps: str = "drop"  # at a copy that destroyed words: drop (delete it), mark (a visible mark) or fill (the words)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r} (use {', '.join(PRECISIONS)})")
         if self.decoding is not None:
             check_decoding(self.decoding)
+        if self.gaps not in GAP_MODES:
+            raise ValueError(f"unknown gap mode {self.gaps!r} (use {', '.join(GAP_MODES)})")
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError("threshold must be between 0 and 1")
         if self.batch_size is not None and self.batch_size < 1:

@@ -20,25 +20,49 @@ from pathlib import Path
 
 from .inference import Detector
 from .options import InferenceOptions
-from .restore import restore_text
+from .restore import DESTROYED, restore_text
 
 
 @dataclass
 class Restoration:
     id: str
     text: str  # the input, unchanged
-    spans: list[dict] = field(default_factory=list)  # start, end, label, score, replacement
+    spans: list[dict] = field(default_factory=list)  # start, end, label, score, replacement, at (+ pronoun, gap)
     restored: str = ""
+    gaps: list[dict] = field(default_factory=list)  # where removed copies destroyed words (:func:`gap_list`)
 
     def to_record(self) -> dict:
-        return {"id": self.id, "text": self.text, "spans": self.spans, "restored": self.restored}
+        return {"id": self.id, "text": self.text, "spans": self.spans, "restored": self.restored, "gaps": self.gaps}
+
+
+def gap_list(spans: list[dict]) -> list[dict]:
+    """The gaps of a restored article: each removed copy that the gap head says destroyed words
+    (:data:`~corefix.model.restore.DESTROYED`), with the copy's place in the input (``start``, ``end``),
+    the gap's place in the restored text (``at``), what was put there (``filled``: the words, the mark
+    or ""), the head's likeliest ``words`` and their ``score``, and ``destroyed`` (P(words were destroyed))."""
+    out = []
+    for s in spans:
+        gap = s.get("gap")
+        if s["label"] != "DUP" or not gap or gap["destroyed"] < DESTROYED:
+            continue
+        out.append({"start": s["start"], "end": s["end"], "at": s["at"], "filled": s["replacement"],
+                    "words": gap["words"], "score": gap["score"], "destroyed": gap["destroyed"]})
+    return out
 
 
 class Restorer:
-    """A trained detector plus the restoration rules."""
+    """A trained detector plus the restoration: its span heads where the model has them, the rules otherwise.
+
+    The gap mode is ``detector.options.gaps``; ``fill`` fills only above the
+    threshold the model's card holds (chosen on validation data), and a model
+    without span heads drops every copy whatever the mode.
+    """
 
     def __init__(self, detector: Detector):
         self.detector = detector
+        heads = detector.heads
+        self.gaps = detector.options.gaps
+        self.fill_threshold = heads.fill_threshold if heads is not None else None
 
     @classmethod
     def from_pretrained(cls, path: str | Path, options: InferenceOptions | None = None, **option_values) -> "Restorer":
@@ -64,8 +88,8 @@ class Restorer:
         spans_of = dict(zip(todo, self.predict_spans([texts[i] for i in todo], progress=progress)))
         out = []
         for i, (art_id, text) in enumerate(zip(ids, texts)):
-            restored, spans = restore_text(text, spans_of.get(i, []))
-            out.append(Restoration(art_id, text, spans, restored))
+            restored, spans = restore_text(text, spans_of.get(i, []), self.gaps, self.fill_threshold)
+            out.append(Restoration(art_id, text, spans, restored, gap_list(spans)))
         return out
 
     def restore(self, text: str, id: str = "0") -> Restoration:

@@ -13,6 +13,8 @@ h1{font-size:1.4em} h2{font-size:1.05em;margin-top:2em;border-bottom:1px solid #
 .dup{background:#fdd;color:#900;text-decoration:line-through}
 .sub{background:#ffe8a8}
 .rep{background:#d9f2d9}
+.fill{background:#dbe8ff;color:#123d8a;font-style:italic;border-bottom:1px dashed #123d8a}
+.mark{background:#eee;color:#666}
 .legend span{padding:0 .3em;margin-right:1em}
 .meta{color:#666;font-size:.85em}
 """
@@ -38,6 +40,26 @@ def marked_html(text: str, spans: list[dict]) -> str:
     return "".join(out)
 
 
+def restored_html(restored: str, spans: list[dict]) -> str:
+    """The restored text as escaped HTML, with what restoration put in (``replacement`` at ``at``) marked:
+    a pronoun, words filled into a gap (in their own style: they are the model's guess, not the article's),
+    or the gap mark."""
+    from .restore import GAP_MARK
+
+    out, prev = [], 0
+    for s in sorted((s for s in spans if s.get("replacement") and "at" in s), key=lambda s: s["at"]):
+        at, repl = s["at"], s["replacement"]
+        if at < prev or restored[at:at + len(repl)] != repl:
+            continue  # not where it was put (never expected): leave the text unmarked
+        cls = "rep" if s["label"] == "SUB" else "mark" if repl == GAP_MARK else "fill"
+        tip = "" if cls != "fill" else f' title="filled gap, p={s["gap"]["score"]:.2f}"'
+        out.append(html.escape(restored[prev:at]))
+        out.append(f'<span class="{cls}"{tip}>{html.escape(repl)}</span>')
+        prev = at + len(repl)
+    out.append(html.escape(restored[prev:]))
+    return "".join(out)
+
+
 def to_html(records, title: str = "corefix: restored articles") -> str:
     """One self-contained page: each article with its marked spans beside the restored text."""
     parts = [
@@ -45,7 +67,8 @@ def to_html(records, title: str = "corefix: restored articles") -> str:
         f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         '<p class="legend"><span class="dup">removed copy (DUP)</span>'
-        '<span class="sub">substituted mention (SUB)</span><span class="rep">pronoun put back</span></p>',
+        '<span class="sub">substituted mention (SUB)</span><span class="rep">pronoun put back</span>'
+        '<span class="fill">words filled into a gap (a guess)</span><span class="mark">[…] words missing</span></p>',
     ]
     for rec in records:
         n_dup = sum(s["label"] == "DUP" for s in rec.spans)
@@ -53,6 +76,6 @@ def to_html(records, title: str = "corefix: restored articles") -> str:
         parts.append(f"<h2>{html.escape(rec.id)}</h2>")
         parts.append(f'<p class="meta">{n_dup} copies removed, {n_sub} substitutions replaced</p>')
         parts.append('<div class="pair"><div><b>damaged input</b>\n' + marked_html(rec.text, rec.spans)
-                     + "</div><div><b>restored</b>\n" + html.escape(rec.restored) + "</div></div>")
+                     + "</div><div><b>restored</b>\n" + restored_html(rec.restored, rec.spans) + "</div></div>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

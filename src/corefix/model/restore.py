@@ -2,10 +2,14 @@
 
 Given a damaged text and spans labelled ``DUP`` or ``SUB``:
 
-- a ``DUP`` (misplaced or overflowing copy) is deleted;
+- a ``DUP`` (misplaced or overflowing copy) is deleted, or, by the gap mode
+  (:data:`GAP_MODES`), replaced by a visible mark where the gap head says it
+  destroyed words, or by the words it destroyed where the head is confident
+  (:func:`gap_text`, :mod:`corefix.model.heads`);
 - a ``SUB`` (representative put in place of a mention) is replaced by the
-  pronoun that fits: number and gender from the representative and the
-  pronouns of its neighbourhood, case from the words around the slot;
+  pronoun the pronoun head chose when the span has one, else by the pronoun
+  rules (:func:`choose_pronoun`): number and gender from the representative
+  and the pronouns of its neighbourhood, case from the words around the slot;
 - every character outside the spans is kept, except the whitespace at each
   seam of a deletion, which is tidied so no double space or dangling line is
   left (:func:`apply_spans`).
@@ -17,6 +21,7 @@ import re
 
 from ..lexicon import FEMALE_WORDS, MALE_WORDS, PERSON_TITLES, PRONOUNS, pronoun_for
 from ..nlp import load_nlp
+from .options import GAP_MODES
 
 ORG_WORDS = {
     "inc", "ltd", "plc", "corp", "co", "group", "bank", "company", "party", "ministry", "council",
@@ -58,7 +63,7 @@ def pronoun_gender(text: str, start: int, end: int, plural: bool | None = None, 
     """m, f, n or p for the representative ``text[start:end]``.
 
     ``plural`` (the verb agreement of the slot) and ``entity`` (spaCy's entity
-    label of the slot) come from :func:`_parse_slot` when available.
+    label of the slot) come from :func:`parse_slot` when available.
     """
     rep = text[start:end].strip()
     low = re.sub(r"(?:'s|’s|')$", "", rep.lower()).strip()
@@ -107,7 +112,7 @@ PARSE_CASE = {
 }
 
 
-def _parse_slot(text: str, start: int, end: int):
+def parse_slot(text: str, start: int, end: int):
     """spaCy's view of the slot: (case or None, plural verb agreement or None, entity label or "")."""
     lo = max(0, start - 200)
     hi = min(len(text), end + 200)
@@ -134,10 +139,10 @@ def pronoun_case(text: str, start: int, end: int, parsed_case: str | None = None
     rep = text[start:end].rstrip()
     if rep.endswith(("'s", "’s", "s'")):
         return "poss"
-    return parsed_case or _case_by_rules(text, start, end)
+    return parsed_case or case_by_rules(text, start, end)
 
 
-def _case_by_rules(text: str, start: int, end: int) -> str:
+def case_by_rules(text: str, start: int, end: int) -> str:
     before = [w.lower() for w in _words_before(text, start)]
     after = [w.lower() for w in _words_after(text, end)]
     prev = before[-1] if before else ""
@@ -163,17 +168,48 @@ def at_sentence_start(text: str, pos: int) -> bool:
 
 def choose_pronoun(text: str, start: int, end: int) -> str:
     """The pronoun that best replaces the representative at ``text[start:end]``."""
-    case, plural, entity = _parse_slot(text, start, end)
+    case, plural, entity = parse_slot(text, start, end)
     p = pronoun_for(pronoun_gender(text, start, end, plural, entity), pronoun_case(text, start, end, case))
     return p.capitalize() if at_sentence_start(text, start) else p
 
 
-def with_replacements(text: str, spans: list[dict]) -> list[dict]:
-    """Copies of ``spans`` with a ``replacement``: "" for DUP, a pronoun for SUB."""
+GAP_MARK = "[…]"  # --gaps mark: where a copy destroyed words
+DESTROYED = 0.5  # a copy is a gap when the gap head puts P(words were destroyed) at least this high
+
+
+def gap_text(span: dict, gaps: str = "drop", fill_threshold: float | None = None) -> str:
+    """What goes in place of a ``DUP``: nothing (``drop``), :data:`GAP_MARK` where the gap head says
+    words were destroyed (``mark``), or the head's words when their score reaches ``fill_threshold``
+    (``fill``; nothing otherwise)."""
+    if gaps not in GAP_MODES:
+        raise ValueError(f"unknown gap mode {gaps!r} (use {', '.join(GAP_MODES)})")
+    gap = span.get("gap")
+    if gaps == "drop" or not gap:
+        return ""
+    if gaps == "mark":
+        return GAP_MARK if gap["destroyed"] >= DESTROYED else ""
+    if fill_threshold is not None and gap["words"] and gap["score"] >= fill_threshold:
+        return gap["words"]
+    return ""
+
+
+def pronoun_text(text: str, span: dict) -> str:
+    """What goes in place of a ``SUB``: the pronoun head's choice when the span has one, else the
+    pronoun rules' (:func:`choose_pronoun`); capitalised at the start of a sentence."""
+    start, end = span["start"], span["end"]
+    choice = span.get("pronoun")
+    if choice is None:
+        return choose_pronoun(text, start, end)
+    return choice.capitalize() if at_sentence_start(text, start) else choice
+
+
+def with_replacements(text: str, spans: list[dict], gaps: str = "drop", fill_threshold: float | None = None) -> list[dict]:
+    """Copies of ``spans`` with a ``replacement``: for a ``SUB`` a pronoun (:func:`pronoun_text`), for a
+    ``DUP`` "" or what the gap mode puts there (:func:`gap_text`)."""
     out = []
     for s in spans:
         s = dict(s)
-        s["replacement"] = choose_pronoun(text, s["start"], s["end"]) if s["label"] == "SUB" else ""
+        s["replacement"] = pronoun_text(text, s) if s["label"] == "SUB" else gap_text(s, gaps, fill_threshold)
         out.append(s)
     return out
 
@@ -186,16 +222,26 @@ def apply_spans(text: str, spans: list[dict]) -> str:
     two whitespace runs the one after it goes; before punctuation in prose the
     space before it goes.
     """
-    spans = sorted(spans, key=lambda s: s["start"])
-    for a, b in zip(spans, spans[1:]):
-        if b["start"] < a["end"]:
-            raise ValueError(f"overlapping spans at {a['start']}-{a['end']} and {b['start']}-{b['end']}")
+    return apply_spans_at(text, spans)[0]
+
+
+def apply_spans_at(text: str, spans: list[dict]) -> tuple[str, list[int]]:
+    """:func:`apply_spans`, and where each span's replacement starts in the restored text
+    (in the order of ``spans``; for a deletion, where the text closed up)."""
+    order = sorted(range(len(spans)), key=lambda i: spans[i]["start"])
+    for a, b in zip(order, order[1:]):
+        if spans[b]["start"] < spans[a]["end"]:
+            raise ValueError(f"overlapping spans at {spans[a]['start']}-{spans[a]['end']} and {spans[b]['start']}-{spans[b]['end']}")
     out = text
-    for s in reversed(spans):
+    placed = []  # (span index, position in the text at the time, length change), last span first
+    for i in reversed(order):
+        s = spans[i]
         start, end = s["start"], s["end"]
         repl = s.get("replacement", "")
+        before = len(out)
         if repl:
-            out = out[:start] + repl + out[end:]
+            out, at = out[:start] + repl + out[end:], start
+            placed.append((i, at, len(out) - before))
             continue
         left = start
         while left > 0 and out[left - 1].isspace():
@@ -206,19 +252,31 @@ def apply_spans(text: str, spans: list[dict]) -> str:
         if right == len(out) or left == 0:
             # nothing but whitespace after (a tail) or before: drop the seam's spaces on the inner side
             if right == len(out):
-                out = out[:left] + out[end:]
+                out, at = out[:left] + out[end:], left
             else:
-                out = out[:start] + out[right:]
+                out, at = out[:start] + out[right:], start
         elif left < start and right > end:
-            out = out[:start] + out[right:]
+            out, at = out[:start] + out[right:], start
         elif left < start and right == end and out[end] in ",.;:!?)":
-            out = out[:left] + out[end:]
+            out, at = out[:left] + out[end:], left
         else:
-            out = out[:start] + out[end:]
-    return out
+            out, at = out[:start] + out[end:], start
+        placed.append((i, at, len(out) - before))
+    positions = [0] * len(spans)
+    shift = 0  # every later edit sits before this one: its length change moves this one
+    # the edits were made last span first, so an edit's final position adds the changes of the edits made after it
+    for k in range(len(placed) - 1, -1, -1):
+        i, at, delta = placed[k]
+        positions[i] = at + shift
+        shift += delta
+    return out, positions
 
 
-def restore_text(text: str, spans: list[dict]) -> tuple[str, list[dict]]:
-    """Apply the restoration rules: ``(restored text, spans with replacements)``."""
-    spans = with_replacements(text, spans)
-    return apply_spans(text, spans), spans
+def restore_text(text: str, spans: list[dict], gaps: str = "drop", fill_threshold: float | None = None) -> tuple[str, list[dict]]:
+    """Apply the restoration: ``(restored text, spans with replacements)``; each span also gets ``at``,
+    where its replacement starts in the restored text (``gaps``, ``fill_threshold``: :func:`gap_text`)."""
+    spans = with_replacements(text, spans, gaps, fill_threshold)
+    out, positions = apply_spans_at(text, spans)
+    for s, at in zip(spans, positions):
+        s["at"] = at
+    return out, spans

@@ -89,7 +89,7 @@ def _iter_raw(job: CorpusJob):
 def process_records(restorer, job: CorpusJob, records: list[dict]) -> tuple[list[dict], dict]:
     """Restore one batch of records (problem markers among them): ``(output rows, stats)``.
 
-    A row is the record untouched plus ``restored`` and ``spans``; the stats
+    A row is the record untouched plus ``restored``, ``spans`` and ``gaps``; the stats
     count articles, words, spans removed and replaced, undamaged articles, and
     list the failures. Both engines (local shards, Ray batches) use this.
     """
@@ -105,6 +105,7 @@ def process_records(restorer, job: CorpusJob, records: list[dict]) -> tuple[list
         row = dict(rec)
         row["restored"] = res.restored
         row["spans"] = res.spans
+        row["gaps"] = res.gaps
         rows.append(row)
         stats["articles"] += 1
         stats["words"] += len(res.text.split())
@@ -125,18 +126,28 @@ def spans_type():
     import pyarrow as pa
 
     span = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("label", pa.string()), ("score", pa.float64()),
-                      ("replacement", pa.string())])
+                      ("replacement", pa.string()), ("at", pa.int64())])
     return pa.list_(span)
 
 
+def gaps_type():
+    """The Arrow type of the ``gaps`` column (:func:`corefix.model.predict.gap_list`)."""
+    import pyarrow as pa
+
+    gap = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("at", pa.int64()), ("filled", pa.string()),
+                     ("words", pa.string()), ("score", pa.float64()), ("destroyed", pa.float64())])
+    return pa.list_(gap)
+
+
 def rows_table(rows: list[dict]):
-    """Output rows as an Arrow table (for Parquet): columns as the rows hold them, ``spans`` typed."""
+    """Output rows as an Arrow table (for Parquet): columns as the rows hold them, ``spans`` and ``gaps`` typed."""
     import pyarrow as pa
 
     table = pa.Table.from_pylist(rows)
-    if rows and "spans" in table.column_names:
-        i = table.column_names.index("spans")
-        table = table.set_column(i, "spans", pa.array([r["spans"] for r in rows], type=spans_type()))
+    for name, kind in (("spans", spans_type()), ("gaps", gaps_type())):
+        if rows and name in table.column_names:
+            i = table.column_names.index(name)
+            table = table.set_column(i, name, pa.array([r[name] for r in rows], type=kind))
     return table
 
 

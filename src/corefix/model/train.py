@@ -28,6 +28,7 @@ import yaml
 from ..config import check_fields, read_yaml
 from ..data.records import data_dirs, load_split, read_records
 from .calibrate import METRICS, calibrate
+from .fit_heads import fit_heads
 from .card import ModelCard
 from .decode import DECODINGS, DecodePolicy
 from .features import WordFeatures, length_grouped_order, window_dataset
@@ -66,6 +67,8 @@ class TrainConfig:
     seed: int = 42
     mixed_precision: str = "auto"  # auto, no, fp16, bf16
     train_limit: int | None = None  # use only the first N training articles
+    heads_train_docs: int = 0  # training articles the span heads are fitted on after training (0: no heads)
+    heads_validation_docs: int = 300  # validation articles that choose the heads' fill threshold
 
     def __post_init__(self):
         if self.calibration_metric not in METRICS:
@@ -280,5 +283,13 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
         tuned = ", ".join(f"{d} {cal[d][metric]:.4f} at {cal[d]['best_threshold']}" for d in DECODINGS)
         accelerator.print(f"decoding {info['decoding']}, threshold {info['threshold']} (validation micro {metric}: "
                           f"{tuned}; arg-max {cal['argmax_' + metric]:.4f}; {cal['articles']} articles)")
+    if accelerator.is_main_process and cfg.heads_train_docs and (run_dir / "best").is_dir():
+        dirs = data_dirs(cfg.data_dir)
+        excluded = tuple(cfg.exclude_profiles)
+        heads = fit_heads(run_dir / "best", read_records(dirs, "train", cfg.heads_train_docs, excluded),
+                          read_records(dirs, "validation", cfg.heads_validation_docs, excluded),
+                          seed=cfg.seed, progress=progress, log=accelerator.print)
+        log({"step": state["step"], "heads": {k: v for k, v in heads.info.items() if k != "fill_thresholds"},
+             "fill_threshold": heads.fill_threshold})
     log_file.close()
     return state["best"] or {}
