@@ -10,7 +10,7 @@ import pytest
 from corefix.model.card import ModelCard
 from corefix.model.evaluate import restoration_scores, wer_parts
 from corefix.model.fit_heads import choose_fill_threshold, gap_vocabulary, pronoun_class
-from corefix.model.heads import N_PARSE, NOTHING, OTHER, PRONOUN_CLASSES, span_input, span_words, surface_features
+from corefix.model.heads import N_PARSE, NOTHING, OTHER, PRONOUN_CLASSES, span_input, surface_features
 from corefix.model.inference import Detector
 from corefix.model.metrics import fill_scores
 from corefix.model.predict import Restorer
@@ -190,11 +190,11 @@ def test_evaluate_reports_restoration_by_gap_mode(model_dir, tiny_data, tmp_path
 
 def test_span_inputs():
     text = "Mr. Smith said he would go. Later Smith left and he said it was fine."
-    from corefix.words import word_offsets
+    from corefix.words import word_offsets, word_range
 
     offsets = word_offsets(text)
     start = text.index("Smith", 10)
-    a, b = span_words(offsets, start, start + 5)
+    a, b = word_range(offsets, start, start + 5)
     assert text[offsets[a][0]:offsets[b - 1][1]] == "Smith"
     vectors = np.arange(len(offsets) * 4, dtype=np.float16).reshape(len(offsets), 4)
     x = span_input(vectors, offsets, text, start, start + 5)

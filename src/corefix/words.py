@@ -12,6 +12,7 @@ breakdowns and restoration all read tags through it.
 
 from __future__ import annotations
 
+import bisect
 import re
 
 LABELS = ("SUB", "DUP")
@@ -31,6 +32,16 @@ def split_words(text: str) -> tuple[list[tuple[int, int]], list[str]]:
     """``(offsets, words)`` of ``text``."""
     offsets = word_offsets(text)
     return offsets, [text[s:e] for s, e in offsets]
+
+
+def word_range(words: list[tuple[int, int]], start: int, end: int) -> tuple[int, int]:
+    """``(a, b)``: the words ``a..b-1`` (``words``: their offsets) that overlap the characters
+    ``start..end``; ``a == b`` when none does."""
+    a = bisect.bisect_right([e for _, e in words], start)
+    b = a
+    while b < len(words) and words[b][0] < end:
+        b += 1
+    return a, b
 
 
 def spans_to_tags(words: list[tuple[int, int]], spans: list[dict]) -> list[str]:

@@ -125,11 +125,11 @@ def bench_restoration(model_dir: str, records: list[dict], repeats: int = 3, bat
     (the pronoun rules, copies dropped), in interleaved rounds. None for a model without heads."""
     from .predict import Restorer
 
-    with_heads = Restorer(Detector.load(model_dir, InferenceOptions(batch_size=batch_size, gaps="fill")))
-    if with_heads.detector.heads is None:
+    d = Detector.load(model_dir, InferenceOptions(batch_size=batch_size, gaps="fill"))
+    if d.heads is None:
         return None
-    rules = Restorer(Detector.load(model_dir, InferenceOptions(batch_size=batch_size)))
-    rules.detector.heads = None
+    with_heads = Restorer(d)
+    rules = Restorer(Detector(d.model, d.tokenizer, d.card, InferenceOptions(batch_size=batch_size)))  # the same weights, no heads
     texts = [r["text"] for r in records]
     n_words = sum(len(word_offsets(t)) for t in texts)
     runs: dict[str, list[float]] = {"rules, gaps dropped": [], "span heads, gaps filled": []}

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import jiwer
 
-from ..lexicon import is_pronoun
-from ..words import chunks, tags_to_spans, word_offsets
+from ..words import chunks, tags_to_spans, word_offsets, word_range
 from .baseline import rule_tags
 from .decode import DecodePolicy
-from .metrics import (by_span_length, fill_scores, first_mention_flag_rate, first_mentions, prf,
+from .metrics import (by_span_length, fill_scores, first_mention_flag_rate, first_mentions, prf, pronoun_scores,
                       span_scores, threshold_curve, word_scores)
 from .options import GAP_MODES
 from .restore import restore_text
@@ -48,28 +47,19 @@ def restoration_scores(records: list[dict], spans: list[list[dict]], gaps: str =
     """How readable the restoration of ``spans`` is (:func:`corefix.model.restore.restore_text`):
     WER against ``original`` with its parts; accuracy of the pronoun put back for the gold ``SUB`` spans
     whose overwritten text was a pronoun and that the system found exactly (``pronoun_found`` of
-    ``pronoun_total``); and, where copies were
+    ``pronoun_total``, :func:`corefix.model.metrics.pronoun_scores`); and, where copies were
     filled, how many filled words were right (:func:`corefix.model.metrics.fill_scores`)."""
-    restored, filled, sub_total, sub_found, sub_right = [], [], 0, 0, 0
+    restored, replaced = [], []
     for r, sp in zip(records, spans):
         out, with_repl = restore_text(r["text"], sp, gaps, fill_threshold)
         restored.append(out)
-        filled.append([{"start": s["start"], "end": s["end"], "fill": s["replacement"]}
-                       for s in with_repl if s["label"] == "DUP" and s["replacement"]])
-        found = {(s["start"], s["end"]): s for s in with_repl if s["label"] == "SUB"}
-        for g in r["spans"]:
-            if g["label"] != "SUB" or not is_pronoun(g["overwritten"]):
-                continue
-            body = r["text"][g["start"]:g["end"]]
-            sub_total += 1
-            # a found span may differ from the gold one by the whitespace the word tags cannot see
-            hit = found.get((g["start"], g["end"])) or found.get((g["start"] + len(body) - len(body.lstrip()), g["end"]))
-            sub_found += hit is not None
-            if hit is not None and hit["replacement"].lower() == g["overwritten"].strip().lower():
-                sub_right += 1
+        replaced.append(with_repl)
+    filled = [[{"start": s["start"], "end": s["end"], "fill": s["replacement"]}
+               for s in sp if s["label"] == "DUP" and s["replacement"]] for sp in replaced]
+    pronouns = pronoun_scores(records, replaced)
     wer = wer_parts([r["original"] for r in records], restored)
-    result = {"wer": wer["wer"], "wer_parts": wer, "pronoun_accuracy": sub_right / sub_found if sub_found else None,
-              "pronoun_found": sub_found, "pronoun_total": sub_total}
+    result = {"wer": wer["wer"], "wer_parts": wer, "pronoun_accuracy": pronouns["accuracy"],
+              "pronoun_found": pronouns["found"], "pronoun_total": pronouns["gold"]}
     if gaps != "drop":
         result["fill"] = fill_scores(records, filled) if gaps == "fill" else None
     return result
@@ -169,12 +159,12 @@ def by_drift(records: list[dict], pred_tags: list[list[str]]) -> dict:
         pred = set(chunks(pt))
         offsets = word_offsets(r["text"])
         for s in r["spans"]:
-            words = [i for i, (a, b) in enumerate(offsets) if a < s["end"] and s["start"] < b]
-            if not words:
+            a, b = word_range(offsets, s["start"], s["end"])
+            if a == b:
                 continue
             drift = s.get("drift", 0)
             key = "tail" if drift is None else str(drift)
-            hit = (s["label"], words[0], words[-1] + 1) in pred
+            hit = (s["label"], a, b) in pred
             counts.setdefault(key, [0, 0])
             counts[key][0] += hit
             counts[key][1] += 1

@@ -25,14 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .heads import GAP_MIN_COUNT, GAP_VOCAB, NOTHING, OTHER, PRONOUN_CLASSES, SpanHeads, span_input
+from .heads import GAP_MIN_COUNT, GAP_VOCAB, NEVER_FILL, NOTHING, OTHER, PRONOUN_CLASSES, SpanHeads, span_input
 from .inference import Detector
-from .metrics import fill_scores, gold_by_position
+from .metrics import fill_scores, pronoun_scores
 
 FILL_PRECISION = 0.8  # filled words must be right this often on validation articles
 FILL_THRESHOLDS = [round(0.05 * k, 2) for k in range(6, 20)] + [0.97, 0.98, 0.99]
 MIN_FILLED_WORDS = 20  # a threshold is judged on at least this many filled validation words
-NEVER = 1.01  # the fill threshold that fills nothing
 
 
 def gap_vocabulary(records: list[dict], size: int = GAP_VOCAB, min_count: int = GAP_MIN_COUNT) -> list[str]:
@@ -48,11 +47,11 @@ def pronoun_class(overwritten: str) -> int | None:
     return PRONOUN_CLASSES.index(word) if word in PRONOUN_CLASSES else None
 
 
-def gap_class(overwritten: str, classes: list[str]) -> int:
-    """The gap head's class for a gold ``DUP`` that destroyed ``overwritten``."""
+def gap_class(overwritten: str, index: dict[str, int]) -> int:
+    """The gap head's class for a gold ``DUP`` that destroyed ``overwritten`` (``index``: class -> number)."""
     if not overwritten.strip():
-        return classes.index(NOTHING)
-    return classes.index(overwritten) if overwritten in classes else classes.index(OTHER)
+        return index[NOTHING]
+    return index.get(overwritten, index[OTHER])
 
 
 def span_examples(records: list[dict], predictions, gap_classes: list[str]):
@@ -64,13 +63,13 @@ def span_examples(records: list[dict], predictions, gap_classes: list[str]):
             continue
         for g in r["spans"]:
             if g["label"] == "SUB":
-                if pronoun_class(g["overwritten"]) is not None:
+                k = pronoun_class(g["overwritten"])
+                if k is not None:
                     xs.append(span_input(p.vectors, p.offsets, r["text"], g["start"], g["end"], "SUB"))
-                    ys.append(pronoun_class(g["overwritten"]))
+                    ys.append(k)
             else:
                 xd.append(span_input(p.vectors, p.offsets, r["text"], g["start"], g["end"]))
-                o = g["overwritten"]
-                yd.append(index[NOTHING] if not o.strip() else index.get(o, index[OTHER]))
+                yd.append(gap_class(g["overwritten"], index))
     width = len(xs[0]) if xs else len(xd[0]) if xd else 0
 
     def arr(x):
@@ -116,24 +115,10 @@ def fills(annotated: list[list[dict]], threshold: float) -> list[list[dict]]:
 
 def choose_fill_threshold(records: list[dict], annotated: list[list[dict]]) -> tuple[float, dict]:
     """The lowest threshold whose filled words are right at least :data:`FILL_PRECISION` of the time
-    (:data:`NEVER` when none is), and every candidate's scores."""
+    (:data:`~corefix.model.heads.NEVER_FILL` when none is), and every candidate's scores."""
     table = {t: fill_scores(records, fills(annotated, t)) for t in FILL_THRESHOLDS}
     good = [t for t, s in table.items() if s["filled_words"] >= MIN_FILLED_WORDS and s["precision"] >= FILL_PRECISION]
-    return (min(good) if good else NEVER), {str(t): s for t, s in table.items()}
-
-
-def pronoun_accuracy(records: list[dict], annotated: list[list[dict]]) -> dict:
-    """The pronoun head on the gold ``SUB`` spans that replaced a pronoun and were found exactly."""
-    right = total = found = 0
-    for r, spans in zip(records, annotated):
-        gold = gold_by_position(r)
-        for s in spans:
-            g = gold.get((s["start"], s["end"]))
-            if s["label"] == "SUB" and g is not None and g["label"] == "SUB" and pronoun_class(g["overwritten"]) is not None:
-                found += 1
-                right += s.get("pronoun") == g["overwritten"].strip().lower()
-        total += sum(g["label"] == "SUB" and pronoun_class(g["overwritten"]) is not None for g in r["spans"])
-    return {"accuracy": right / found if found else None, "found": found, "gold": total}
+    return (min(good) if good else NEVER_FILL), {str(t): s for t, s in table.items()}
 
 
 def fit_heads(model_dir: str | Path, train_records: list[dict], validation_records: list[dict],
@@ -164,7 +149,7 @@ def fit_heads(model_dir: str | Path, train_records: list[dict], validation_recor
         "epochs": {"pronoun": pronoun_epochs, "gap": gap_epochs}, "seed": seed,
         "final_loss": {"pronoun": loss_p[-1] if loss_p else None, "gap": loss_g[-1] if loss_g else None},
         "fill_precision_target": FILL_PRECISION, "fill_thresholds": table,
-        "validation_pronoun": pronoun_accuracy(validation_records, annotated),
+        "validation_pronoun": pronoun_scores(validation_records, annotated, key="pronoun"),
     }
     heads.save(model_dir)
     card = detector.card

@@ -36,7 +36,6 @@ classes and the fill threshold: the model card's ``heads``.
 
 from __future__ import annotations
 
-import bisect
 import math
 import re
 from dataclasses import dataclass, field
@@ -47,31 +46,22 @@ import torch
 from torch import nn
 
 from ..lexicon import FEMALE_WORDS, MALE_WORDS, PERSON_TITLES, PRONOUNS
-from .restore import (OBJECT_VERBS, PREPOSITIONS, SUBJECT_VERBS, at_sentence_start, case_by_rules, parse_slot,
-                      pronoun_case, pronoun_gender)
+from ..words import word_range
+from .restore import (OBJECT_VERBS, PREPOSITIONS, SUBJECT_VERBS, WORD, at_sentence_start, case_by_rules, parse_slot,
+                      pronoun_case, pronoun_counts, pronoun_gender, words_after, words_before)
 
 HEADS_FILE = "heads.safetensors"
 NOTHING = "<nothing>"  # a DUP that destroyed nothing
 OTHER = "<other>"  # a DUP that destroyed words the gap head has no class for
-PRONOUN_CLASSES = ("he", "him", "his", "she", "her", "it", "its", "they", "them", "their")
+PRONOUN_CLASSES = tuple(PRONOUNS)  # he, him, his, she, her, it, its, they, them, their
 GAP_VOCAB = 1000  # the most frequent destroyed strings get a class ...
 GAP_MIN_COUNT = 3  # ... if seen at least this often
 HIDDEN = 256  # width of each head's hidden layer
 PARTS = 5  # encoder vectors per span: before, first, last, after, mean
 NEIGHBOURHOOD = 400  # characters on each side in which the pronouns are counted
-_WORD = re.compile(r"[\w']+|[^\w\s]")
-_PRONOUN = re.compile(r"\b(he|him|his|she|her|it|its|they|them|their)\b", re.IGNORECASE)
+NEVER_FILL = 1.01  # a fill threshold no probability reaches
 _GENDERS = ("m", "f", "n", "p")
 _CASES = ("subj", "obj", "poss")
-
-
-def span_words(offsets: list[tuple[int, int]], start: int, end: int) -> tuple[int, int]:
-    """``(a, b)``: the words ``a..b-1`` that overlap the characters ``start..end`` (a == b: none)."""
-    a = bisect.bisect_right([e for _, e in offsets], start)
-    b = a
-    while b < len(offsets) and offsets[b][0] < end:
-        b += 1
-    return a, b
 
 
 def span_vector(vectors: np.ndarray, a: int, b: int) -> np.ndarray:
@@ -106,16 +96,15 @@ N_PARSE = 3 + 3 + 5 + 4 + 3
 def surface_features(text: str, start: int, end: int) -> np.ndarray:
     """What the words around ``text[start:end]`` say on their surface (:data:`N_SURFACE` numbers)."""
     body = text[start:end]
-    words = [w.lower() for w in _WORD.findall(body) if w[0].isalnum()]
-    before = _WORD.findall(text[max(0, start - 80):start])
-    after = _WORD.findall(text[end:end + 80])
+    words = [w.lower() for w in WORD.findall(body) if w[0].isalnum()]
+    before, after = words_before(text, start, 1), words_after(text, end, 1)
     prev, nxt = (before[-1] if before else ""), (after[0] if after else "")
     counts = []
     for lo, hi in ((max(0, start - NEIGHBOURHOOD), start), (end, end + NEIGHBOURHOOD), (0, len(text))):
         counts += _pronoun_counts(text[lo:hi])
     # the pronouns that follow the other mentions of the span's last word (its surname, its noun)
     after_mentions = ""
-    head = next((w for w in reversed(_WORD.findall(body)) if w[0].isalpha() and w[0].isupper()), "")
+    head = next((w for w in reversed(WORD.findall(body)) if w[0].isalpha() and w[0].isupper()), "")
     if len(head) > 1:
         for m in re.finditer(rf"\b{re.escape(head)}\b", text):
             if not start <= m.start() < end:
@@ -144,9 +133,7 @@ def surface_features(text: str, start: int, end: int) -> np.ndarray:
 
 def _pronoun_counts(text: str) -> list[float]:
     """log(1 + n) of the pronouns of ``text`` by gender (m, f, n, p)."""
-    c = dict.fromkeys(_GENDERS, 0)
-    for m in _PRONOUN.finditer(text):
-        c[PRONOUNS[m.group(1).lower()].gender] += 1
+    c = pronoun_counts(text)
     return [math.log1p(c[g]) for g in _GENDERS]
 
 
@@ -158,7 +145,7 @@ def span_input(vectors: np.ndarray, offsets: list[tuple[int, int]], text: str, s
     """The heads' whole input for one span; the parse (:func:`parse_features`, a spaCy parse of the
     neighbourhood, as the pronoun rules make) only for a ``SUB``, zeros for a ``DUP``."""
     parse = parse_features(text, start, end) if label == "SUB" else np.zeros(N_PARSE, dtype=np.float32)
-    return np.concatenate([span_vector(vectors, *span_words(offsets, start, end)), surface_features(text, start, end), parse])
+    return np.concatenate([span_vector(vectors, *word_range(offsets, start, end)), surface_features(text, start, end), parse])
 
 
 class SpanMLP(nn.Module):
@@ -178,7 +165,7 @@ class SpanHeads:
     pronoun: SpanMLP
     gap: SpanMLP
     gap_classes: list[str]
-    fill_threshold: float = 1.01  # above 1: never fill
+    fill_threshold: float = NEVER_FILL
     info: dict = field(default_factory=dict)
 
     @classmethod
@@ -246,6 +233,6 @@ class SpanHeads:
         heads = cls.new((n_in - N_SURFACE - N_PARSE) // PARTS, list(fields["gap_classes"]))
         heads.pronoun.load_state_dict({k[len("pronoun."):]: v for k, v in state.items() if k.startswith("pronoun.")})
         heads.gap.load_state_dict({k[len("gap."):]: v for k, v in state.items() if k.startswith("gap.")})
-        heads.fill_threshold = float(fields.get("fill_threshold", 1.01))
+        heads.fill_threshold = float(fields.get("fill_threshold", NEVER_FILL))
         heads.info = fields.get("info") or {}
         return heads

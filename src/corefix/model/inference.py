@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..words import TAGS, split_words
+from ..words import TAG2ID, TAGS, split_words
 from .card import ModelCard
 from .decode import DecodePolicy, decode_spans, decode_tags
 from .features import WordFeatures, encode_words
@@ -156,7 +156,7 @@ def predict_words(
         bar.update(sum(we - ws - (overlap if ws else 0) for _, ws, we in group))  # words new to the bar
     bar.close()
     for pr, margin in zip(probs, best_margin):
-        pr[margin < 0, TAGS.index("O")] = 1.0  # a word the tokenizer gives no piece (a stray control character): kept
+        pr[margin < 0, TAG2ID["O"]] = 1.0  # a word the tokenizer gives no piece (a stray control character): kept
     return [WordPredictions(o, pr, words=w, vectors=v) for o, pr, w, v in zip(offsets, probs, words, vecs)]
 
 

@@ -14,7 +14,7 @@ from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 from sklearn.metrics import precision_recall_fscore_support
 
-from ..lexicon import TITLE_ABBREVIATIONS
+from ..lexicon import TITLE_ABBREVIATIONS, is_pronoun
 from ..words import chunks, split_words
 from .decode import DecodePolicy
 
@@ -157,6 +157,23 @@ def gold_by_position(record: dict) -> dict[tuple[int, int], dict]:
         body = text[g["start"]:g["end"]]
         out.setdefault((g["start"] + len(body) - len(body.lstrip()), g["end"]), g)
     return out
+
+
+def pronoun_scores(records: list[dict], spans: list[list[dict]], key: str = "replacement") -> dict:
+    """How often the pronoun put in place of a ``SUB`` (each span's ``key``: ``replacement``, or the
+    pronoun head's ``pronoun``) is the pronoun the representative replaced, over the gold ``SUB`` spans
+    that replaced a pronoun and that ``spans`` found exactly (:func:`gold_by_position`): ``accuracy``,
+    ``found``, and ``gold`` (all such gold spans, found or not)."""
+    right = found = gold_total = 0
+    for r, sp in zip(records, spans):
+        gold = gold_by_position(r)
+        for s in sp:
+            g = gold.get((s["start"], s["end"]))
+            if s["label"] == "SUB" and g is not None and g["label"] == "SUB" and is_pronoun(g["overwritten"]):
+                found += 1
+                right += str(s.get(key) or "").lower() == g["overwritten"].strip().lower()
+        gold_total += sum(g["label"] == "SUB" and is_pronoun(g["overwritten"]) for g in r["spans"])
+    return {"accuracy": right / found if found else None, "found": found, "gold": gold_total}
 
 
 def fill_scores(records: list[dict], filled: list[list[dict]]) -> dict:

@@ -47,16 +47,26 @@ CLAUSE_OPENERS = {
     "then", "once", "after", "before",
 }
 SENTENCE_END = re.compile(r"""[.!?]["'”’)]*\s*$|^\s*$|\n\s*$""")
-_WORD = re.compile(r"[\w']+|[^\w\s]")
+WORD = re.compile(r"[\w']+|[^\w\s]")  # words as the pronoun rules read them (an apostrophe stays inside)
 _PRONOUN_RE = re.compile(r"\b(he|him|his|she|her|it|its|they|them|their)\b", re.IGNORECASE)
 
 
-def _words_before(text: str, pos: int, n: int = 2) -> list[str]:
-    return _WORD.findall(text[max(0, pos - 80):pos])[-n:]
+def words_before(text: str, pos: int, n: int = 2) -> list[str]:
+    """The last ``n`` words before ``pos`` (within 80 characters)."""
+    return WORD.findall(text[max(0, pos - 80):pos])[-n:]
 
 
-def _words_after(text: str, pos: int, n: int = 2) -> list[str]:
-    return _WORD.findall(text[pos:pos + 80])[:n]
+def words_after(text: str, pos: int, n: int = 2) -> list[str]:
+    """The first ``n`` words from ``pos`` (within 80 characters)."""
+    return WORD.findall(text[pos:pos + 80])[:n]
+
+
+def pronoun_counts(text: str) -> dict[str, int]:
+    """How many pronouns of each gender (m, f, n, p) ``text`` holds."""
+    counts = {"m": 0, "f": 0, "n": 0, "p": 0}
+    for m in _PRONOUN_RE.finditer(text):
+        counts[PRONOUNS[m.group(1).lower()].gender] += 1
+    return counts
 
 
 def pronoun_gender(text: str, start: int, end: int, plural: bool | None = None, entity: str = "") -> str:
@@ -90,10 +100,7 @@ def pronoun_gender(text: str, start: int, end: int, plural: bool | None = None, 
             return "p"
         return "n"
     # Otherwise let the pronouns around the slot decide between a person and a thing.
-    window = text[max(0, start - 400):start] + " " + text[end:end + 400]
-    counts = {"m": 0, "f": 0, "n": 0, "p": 0}
-    for m in _PRONOUN_RE.finditer(window):
-        counts[PRONOUNS[m.group(1).lower()].gender] += 1
+    counts = pronoun_counts(text[max(0, start - 400):start] + " " + text[end:end + 400])
     is_name = all(w[:1].isupper() for w in rep.split() if w[:1].isalpha())
     if is_name and len(rep.split()) >= 2 and counts["m"] == counts["f"] == 0:
         counts["m"] += 0.5  # two capitalised words and no pronoun evidence: most often a person's name
@@ -143,8 +150,8 @@ def pronoun_case(text: str, start: int, end: int, parsed_case: str | None = None
 
 
 def case_by_rules(text: str, start: int, end: int) -> str:
-    before = [w.lower() for w in _words_before(text, start)]
-    after = [w.lower() for w in _words_after(text, end)]
+    before = [w.lower() for w in words_before(text, start)]
+    after = [w.lower() for w in words_after(text, end)]
     prev = before[-1] if before else ""
     nxt = after[0] if after else ""
     if prev in PREPOSITIONS:
