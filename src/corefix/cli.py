@@ -31,7 +31,9 @@ def _add_inference_options(p):
                    help="tokens shared by neighbouring windows (default: the training stride; "
                         "32 was 0-19 %% faster, within 0.15 points of F1)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="inference precision: fp32 exact; bf16/int8 about 2x faster on CPU, a few decisions may change")
+                   help="inference precision: fp32 exact (the default); bf16 faster where the CPU computes it natively "
+                        "(AVX512-BF16, AMX) or on a GPU, much slower where it is emulated (a warning says so); "
+                        "int8 faster on CPU at some accuracy; auto: bf16 where native, fp32 elsewhere"),
     p.add_argument("--decoding", choices=DECODINGS, default=None,
                    help="read tags off the probabilities as the best valid IOB2 path, or word by word "
                         "(default: the one chosen in training)")
@@ -120,10 +122,15 @@ def _add_train(sub):
 
 
 def _run_train(args):
-    from .model.train import TrainConfig, train
+    from .model.train import TrainConfig, Undertrained, train
 
     cfg = TrainConfig.from_yaml(args.config, args.overrides)
-    best = train(cfg, resume=not args.no_resume)
+    try:
+        best = train(cfg, resume=not args.no_resume)
+    except Undertrained as e:
+        print(json.dumps({"run_dir": cfg.run_dir, "best": e.best, "warning": str(e)}, indent=2))
+        print(f"corefix train: undertrained: {e}; not calibrated, no span heads fitted", file=sys.stderr)
+        raise SystemExit(3) from None
     print(json.dumps({"run_dir": cfg.run_dir, "best": best}, indent=2))
 
 
@@ -218,7 +225,7 @@ def _run_fit_heads(args):
 
 def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="span F1 and restoration WER of a model, beside the baselines")
-    p.add_argument("--model", help="trained model directory (runs/NAME/best); omit with --baselines-only")
+    p.add_argument("--model", default=None, help="trained model directory (runs/NAME/best) (default: the model shipped with corefix)")
     p.add_argument("--data", nargs="+", default=None,
                    help="labelled JSONL file(s) (e.g. data/bbc-seed/test.jsonl data/us-seed/test.jsonl)")
     p.add_argument("--quotes", default=None, metavar="MARKDOWN",
@@ -245,8 +252,6 @@ def _run_evaluate(args):
             raise UserError(f"{data}: no such file")
     detector = None
     if not args.baselines_only:
-        if not args.model:
-            raise UserError("evaluate needs --model DIR (or --baselines-only)")
         from .model.inference import Detector
 
         detector = Detector.load(args.model, _inference_options(args))
@@ -261,7 +266,7 @@ def _run_evaluate(args):
         predictions = detector.predict([r["text"] for r in records], progress=True, vectors=heads is not None) if detector else None
         result = evaluate(records, predictions, detector.policy if detector else None, heads=heads)
         result.update({"data": str(data), "model_dir": args.model,
-                       "precision": detector.options.precision if detector else None,
+                       "precision": detector.precision.precision if detector else None,
                        "overlap": detector.stride if detector else None})
         name = f"{data.parent.name}-{data.stem}"
         results[name] = result
@@ -301,7 +306,7 @@ def _probe_quotes(path, detector):
 
 def _add_predict(sub):
     p = sub.add_parser("predict", help="find inserted spans in damaged articles and restore them")
-    p.add_argument("--model", required=True, help="trained model directory (runs/NAME/best)")
+    p.add_argument("--model", default=None, help="trained model directory (runs/NAME/best) (default: the model shipped with corefix)")
     p.add_argument("--input", required=True, nargs="+",
                    help=".txt file(s), folder(s) of .txt, .jsonl with a 'text' field, or - for standard input")
     p.add_argument("--output", default=None,
@@ -389,8 +394,7 @@ MEASURES = ("prediction", "restoration", "training", "memory")
 
 def _add_benchmark(sub):
     p = sub.add_parser("benchmark", help="prediction/training throughput and memory against plain baselines")
-    p.add_argument("--model", default=None,
-                   help="trained model directory (default: an untrained head on the default encoder; speed only)")
+    p.add_argument("--model", default=None, help="trained model directory (default: the model shipped with corefix)")
     p.add_argument("--data", default="data/bbc-seed/test.jsonl",
                    help="labelled JSONL to read articles from (built-in sample text when missing)")
     p.add_argument("--quick", action="store_true", help="a small run (under a minute) that checks everything works")
@@ -412,7 +416,7 @@ def _run_benchmark(args):
 
 def _add_restore_corpus(sub):
     p = sub.add_parser("restore-corpus", help="restore a whole corpus into shards, resumably and in parallel")
-    p.add_argument("--model", required=True, help="trained model directory (runs/NAME/best)")
+    p.add_argument("--model", default=None, help="trained model directory (runs/NAME/best) (default: the model shipped with corefix)")
     p.add_argument("--input", required=True, help="JSONL/CSV/Parquet file, folder of .txt, or hub dataset id")
     p.add_argument("--output", required=True, help="output folder for shard-NNNNN.{jsonl,parquet} and summary.json")
     p.add_argument("--text-field", default="text")
@@ -490,6 +494,9 @@ _EXTRA_COMMANDS: list = [_add_train, _add_calibrate, _add_fit_heads, _add_evalua
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import warnings
+
+    warnings.formatwarning = lambda message, *_a, **_k: f"corefix {args.command}: warning: {message}\n"
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from .data.corpus import CorpusError

@@ -23,3 +23,85 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     return data
+
+
+def setting_types(cls) -> dict[str, str]:
+    """Each field of the dataclass ``cls`` and its declared type, as written (``"int | None"``)."""
+    return {f.name: str(f.type) for f in dataclasses.fields(cls)}
+
+
+_TRUE, _FALSE, _NONE = ("true", "yes", "on", "1"), ("false", "no", "off", "0"), ("none", "null", "~", "")
+
+
+def parse_override(name: str, type_name: str, raw: str) -> Any:
+    """A ``KEY=VALUE`` override's text read as its setting's declared type.
+
+    A text setting takes the text as it is (``mixed_precision=no`` is "no",
+    not YAML's false); numbers, booleans, lists and None are read by type, and
+    a value that is none of what the setting takes is a one-line error.
+    """
+    kinds = [k.strip() for k in type_name.split("|")]
+    text = raw.strip()
+    if "None" in kinds and text.lower() in _NONE:
+        return None
+    if any(k.startswith("list") for k in kinds) and text.startswith("["):
+        value = yaml.safe_load(text)
+        if not isinstance(value, list):
+            raise ValueError(f"{name} must be a list, got {raw!r}")
+        return [str(v) for v in value]
+    if "str" in kinds:
+        return text
+    if any(k.startswith("list") for k in kinds):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if "bool" in kinds:
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError(f"{name} must be true or false, got {raw!r}")
+    return coerce_setting(name, type_name, text)
+
+
+def coerce_setting(name: str, type_name: str, value: Any) -> Any:
+    """A setting's value (from YAML or an override) as its declared type, or a one-line error naming it.
+
+    YAML reads ``2e-4`` (no dot) as text, so numbers are read from text; it
+    reads a bare ``no`` as false, so a text setting given a boolean is an
+    error that says to quote it.
+    """
+    kinds = [k.strip() for k in type_name.split("|")]
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise ValueError(f"{name} needs a value")
+    if "int" in kinds or "float" in kinds:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"{name} must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        if "int" in kinds:
+            if not float(value).is_integer():
+                raise ValueError(f"{name} must be a whole number, got {value!r}")
+            return int(value)
+        return float(value)
+    if "bool" in kinds:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return value
+    if isinstance(value, list) and any(k.startswith("list") for k in kinds):
+        if not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{name} must be a list of text, got {value!r}")
+        return value
+    if "str" in kinds:
+        if isinstance(value, bool):
+            raise ValueError(f"{name} must be text, got {value!r} (YAML reads a bare no/yes/off/on as a boolean: "
+                             f"quote it, e.g. {name}: \"no\")")
+        if not isinstance(value, (str, int, float)):
+            raise ValueError(f"{name} must be text, got {value!r}")
+        return str(value)
+    if any(k.startswith("list") for k in kinds):
+        if isinstance(value, str):
+            return [value]
+        raise ValueError(f"{name} must be a list, got {value!r}")
+    return value

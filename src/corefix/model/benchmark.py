@@ -37,7 +37,8 @@ from .decode import DecodePolicy
 from .features import WordFeatures, build_features, length_grouped_order
 from .inference import Detector
 from .metrics import micro, span_scores
-from .network import DEFAULT_MODEL, configure_encoder, fit_token_types, load_tokenizer, new_model
+from .network import DEFAULT_MODEL, check_model_dir, configure_encoder, fit_token_types, load_tokenizer, new_model
+from .precision import cpu_name, training_precision
 from .options import InferenceOptions
 
 
@@ -107,7 +108,7 @@ def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batc
     reference = outputs["fp32"]
     for name, det in detectors.items():
         tags = outputs[name]
-        rec = {"precision": det.options.precision, "overlap": det.stride, "words_per_s": _median_spread(runs[name]),
+        rec = {"precision": det.precision.precision, "overlap": det.stride, "words_per_s": _median_spread(runs[name]),
                "speedup": statistics.median(runs[name]) / base,
                "same_decisions_as_fp32": _agreement(tags, reference, n_words)}
         if gold is not None:
@@ -291,10 +292,8 @@ def recipe_of(card: ModelCard) -> dict | None:
 
 
 def run_benchmark(model: str | None, data: str, quick: bool, only: list[str] | None = None) -> dict:
-    """The measurements (``only`` these, else all); ``model`` None uses an untrained head on the default
-    encoder (speed only)."""
+    """The measurements (``only`` these, else all) of the model in ``model`` (None: the shipped model)."""
     import platform
-    import tempfile
     from pathlib import Path
 
     from ..data.records import read_jsonl
@@ -302,35 +301,30 @@ def run_benchmark(model: str | None, data: str, quick: bool, only: list[str] | N
     n_articles, steps, repeats, train_repeats, sizes = (
         (8, 3, 1, 1, [1000, 10000]) if quick else (100, 8, 3, 2, [1000, 10000, 100000]))
     records = read_jsonl(data)[:n_articles] if Path(data).is_file() else sample_records(n_articles)
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir = model
-        if model_dir is None:
-            new_model(DEFAULT_MODEL).save_pretrained(tmp)
-            load_tokenizer(DEFAULT_MODEL).save_pretrained(tmp)
-            model_dir = tmp
-        card = ModelCard.load(model_dir)
-        result = {
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
-                        "torch": torch.__version__, "cuda": torch.cuda.is_available()},
-            "model": model or "untrained head on the default encoder",
-            "articles": len(records), "quick": quick,
-        }
-        wanted = set(only or ("prediction", "restoration", "training", "memory"))
-        if "prediction" in wanted:
-            print("prediction ...", file=sys.stderr)
-            result["prediction"] = bench_prediction(model_dir, records, repeats)
-        if "restoration" in wanted:
-            print("restoration ...", file=sys.stderr)
-            result["restoration"] = bench_restoration(model_dir, records, repeats)
-        if "training" in wanted:
-            print("training ...", file=sys.stderr)
-            result["training"] = bench_training(card.base_model or DEFAULT_MODEL if model else DEFAULT_MODEL,
-                                                records, 8, card.max_length, card.stride, steps,
-                                                train_repeats, bf16=True, features=card.features,
-                                                recipe=recipe_of(card))
-        if "memory" in wanted:
-            print("memory ...", file=sys.stderr)
-            result["memory"] = bench_memory(model_dir, sizes)
+    model_dir = str(check_model_dir(model))  # None: the shipped model
+    card = ModelCard.load(model_dir)
+    result = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": cpu_name(),
+                    "torch": torch.__version__, "cuda": torch.cuda.is_available()},
+        "model": model or "the shipped model",
+        "articles": len(records), "quick": quick,
+    }
+    wanted = set(only or ("prediction", "restoration", "training", "memory"))
+    if "prediction" in wanted:
+        print("prediction ...", file=sys.stderr)
+        result["prediction"] = bench_prediction(model_dir, records, repeats)
+    if "restoration" in wanted:
+        print("restoration ...", file=sys.stderr)
+        result["restoration"] = bench_restoration(model_dir, records, repeats)
+    if "training" in wanted:
+        print("training ...", file=sys.stderr)
+        bf16 = training_precision("auto", "cpu").precision == "bf16"  # as training runs here (auto)
+        result["training"] = bench_training(card.base_model or DEFAULT_MODEL, records, 8, card.max_length,
+                                            card.stride, steps, train_repeats, bf16=bf16, features=card.features,
+                                            recipe=recipe_of(card))
+    if "memory" in wanted:
+        print("memory ...", file=sys.stderr)
+        result["memory"] = bench_memory(model_dir, sizes)
     return result
 
 

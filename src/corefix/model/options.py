@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .decode import DecodePolicy, check_decoding
 
-PRECISIONS = ("fp32", "bf16", "int8")
+PRECISIONS = ("fp32", "bf16", "int8", "auto")
 GAP_MODES = ("drop", "mark", "fill")  # what restoration puts where a copy destroyed words (corefix.model.restore)
 
 
@@ -21,7 +21,7 @@ GAP_MODES = ("drop", "mark", "fill")  # what restoration puts where a copy destr
 class InferenceOptions:
     device: str | None = None  # "cpu", "cuda", "cuda:1", ... (None: where the model loads)
     batch_size: int | None = None  # windows per forward pass (None: 8 on CPU, 64 on GPU, measured fastest)
-    precision: str = "fp32"  # fp32 (exact), bf16 (autocast) or int8 (dynamic quantization, CPU only)
+    precision: str = "fp32"  # fp32 (exact), bf16 (autocast), int8 (dynamic quantization, CPU only), auto (bf16 where native)
     overlap: int | None = None  # tokens shared by neighbouring windows (None: the card's training stride)
     threshold: float | None = None  # flag a word when P(inserted) >= this (None: the card's)
     decoding: str | None = None  # viterbi or independent (None: the card's)

@@ -3,7 +3,7 @@
 Library use::
 
     from corefix import Restorer
-    r = Restorer.from_pretrained("runs/cpu-small/best")
+    r = Restorer.from_pretrained()  # the model shipped with corefix; or a directory, "runs/cpu-small/best"
     result = r.restore(damaged_text)
     result.restored, result.spans
 
@@ -65,8 +65,9 @@ class Restorer:
         self.fill_threshold = heads.fill_threshold if heads is not None else None
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, options: InferenceOptions | None = None, **option_values) -> "Restorer":
-        """Load a model directory written by training (safetensors weights only).
+    def from_pretrained(cls, path: str | Path | None = None, options: InferenceOptions | None = None,
+                        **option_values) -> "Restorer":
+        """Load a model directory written by training (safetensors weights only); None: the shipped model.
 
         Inference options come as one :class:`InferenceOptions` or as its
         fields by name (``device=``, ``threshold=``, ``precision=``, ...).

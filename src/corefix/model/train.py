@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import yaml
 
-from ..config import check_fields, read_yaml
+from ..config import check_fields, coerce_setting, parse_override, read_yaml, setting_types
 from ..data.records import data_dirs, load_split, read_records
 from .calibrate import METRICS, calibrate
 from .fit_heads import fit_heads
@@ -35,6 +35,8 @@ from .features import WordFeatures, length_grouped_order, window_dataset
 from .inference import predict_words
 from .metrics import span_scores
 from .network import DEFAULT_MODEL, configure_encoder, fit_token_types, load_tokenizer, new_model, save_trained
+from .precision import TRAINING_PRECISIONS, cpu_name, training_precision
+from .release import git_commit
 
 
 @dataclass
@@ -65,7 +67,7 @@ class TrainConfig:
     dropout: float | None = None  # set every dropout of the encoder to this (None: keep the encoder's)
     freeze_word_embeddings: bool = False  # keep the pretrained word-piece embeddings as they are
     seed: int = 42
-    mixed_precision: str = "auto"  # auto, no, fp16, bf16
+    mixed_precision: str = "auto"  # auto (by what the hardware computes natively), no (fp32), fp16, bf16
     train_limit: int | None = None  # use only the first N training articles
     heads_train_docs: int = 0  # training articles the span heads are fitted on after training (0: no heads)
     heads_validation_docs: int = 300  # validation articles that choose the heads' fill threshold
@@ -73,54 +75,66 @@ class TrainConfig:
     def __post_init__(self):
         if self.calibration_metric not in METRICS:
             raise ValueError(f"calibration_metric must be one of {', '.join(METRICS)}, got {self.calibration_metric!r}")
+        if self.mixed_precision not in TRAINING_PRECISIONS:
+            raise ValueError(f"mixed_precision must be one of {', '.join(TRAINING_PRECISIONS)}, "
+                             f"got {self.mixed_precision!r}")
 
     @classmethod
     def from_yaml(cls, path: str | Path | None, overrides: list[str] | None = None) -> "TrainConfig":
+        """The config of a YAML file with ``KEY=VALUE`` overrides, each value read as its setting's type."""
         data: dict[str, Any] = read_yaml(path) if path is not None else {}
         for item in overrides or []:
             if "=" not in item:
                 raise ValueError(f"override {item!r} is not KEY=VALUE")
-            key, value = item.split("=", 1)
-            data[key.strip()] = yaml.safe_load(value)
+            key, value = (part.strip() for part in item.split("=", 1))
+            check_fields(cls, {key: value}, "training setting")
+            data[key] = parse_override(key, setting_types(cls)[key], value)
         return cls.from_dict(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         check_fields(cls, data, "training settings")
-        types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
-        return cls(**{k: _coerce_number(k, types[k], v) for k, v in data.items()})
+        types = setting_types(cls)
+        return cls(**{k: coerce_setting(k, types[k], v) for k, v in data.items()})
 
 
-def _coerce_number(name: str, type_name: str, value: Any) -> Any:
-    """A numeric setting as its declared type.
+MIN_TRAINED_SHARE = 0.75  # a run that a time budget stops before this share of its planned steps is undertrained
 
-    YAML reads ``2e-4`` (no dot) as a string, so ``learning_rate=2e-4`` would
-    otherwise reach the optimizer as text; anything that is not a number of
-    the right kind is a one-line error naming the setting.
+
+class Undertrained(RuntimeError):
+    """A time budget ended the run before :data:`MIN_TRAINED_SHARE` of its planned steps."""
+
+    def __init__(self, message: str, best: dict):
+        super().__init__(message)
+        self.best = best
+
+
+def undertrained_warning(steps_done: int, steps_planned: int, out_of_time: bool) -> str | None:
+    """The warning for a run its time budget stopped early, or None.
+
+    The learning rate decays linearly to zero at the last planned step: a run
+    stopped before three quarters of it never reached the small steps that
+    settle the weights (its learning rate is still above a quarter of the
+    peak), so its model is not what the config describes.
     """
-    kind = type_name.replace(" | None", "")
-    if kind not in ("int", "float") or value is None:
-        return value
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if kind == "int":
-        if not float(value).is_integer():
-            raise ValueError(f"{name} must be a whole number, got {value!r}")
-        return int(value)
-    return float(value)
+    if not out_of_time or steps_planned <= 0 or steps_done >= MIN_TRAINED_SHARE * steps_planned:
+        return None
+    return (f"the time budget stopped training at step {steps_done} of {steps_planned} "
+            f"({100 * steps_done / steps_planned:.0f} % of the planned steps, under {MIN_TRAINED_SHARE:.0%}): "
+            f"the model is undertrained. Raise max_minutes, lower max_steps, or check the precision "
+            f"(mixed_precision: auto runs fp32 where bf16 is only emulated)")
 
 
-def _mixed_precision(choice: str) -> str:
-    if choice != "auto":
-        return choice
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"
+def training_record(steps_done: int, steps_planned: int, out_of_time: bool, precision) -> dict:
+    """What the model card says of the run: steps done against planned, why it stopped, its precision."""
+    record = {"steps_done": steps_done, "steps_planned": steps_planned,
+              "stopped_by": "time budget" if out_of_time else "planned steps",
+              "precision": precision.precision, "precision_reason": precision.reason, "cpu": cpu_name(),
+              "commit": git_commit(Path(__file__).parent)}
+    warning = undertrained_warning(steps_done, steps_planned, out_of_time)
+    if warning:
+        record["warning"] = warning
+    return record
 
 
 def configure_model(model, cfg: TrainConfig) -> None:
@@ -151,8 +165,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     wanted = None if cfg.eval_docs is None else max(cfg.eval_docs, cfg.calibration_docs or 0)
     all_val_records = read_records(dirs, "validation", wanted, excluded)
     val_records = all_val_records[: cfg.eval_docs] if cfg.eval_docs else all_val_records
-    accelerator = Accelerator(mixed_precision=_mixed_precision(cfg.mixed_precision),
-                              gradient_accumulation_steps=cfg.grad_accum)
+    precision = training_precision(cfg.mixed_precision)
+    accelerator = Accelerator(mixed_precision=precision.precision, gradient_accumulation_steps=cfg.grad_accum)
+    accelerator.print(f"precision: {precision.precision} ({precision.reason}; {cpu_name() if accelerator.device.type == 'cpu' else accelerator.device})")
     set_seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.model)
     model = new_model(cfg.model)
@@ -219,7 +234,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
                 state["best"] = {"step": state["step"], "validation": scores}
                 card = ModelCard(max_length=cfg.max_length, stride=cfg.stride, base_model=cfg.model,
                                  case_feature=features.case, evidence=features.evidence, step=state["step"], validation=scores,
-                                 simulator=sim_settings, train_config=dataclasses.asdict(cfg))
+                                 simulator=sim_settings, train_config=dataclasses.asdict(cfg),
+                                 training=training_record(state["step"], total_steps, out_of_time, precision))
                 save_trained(unwrapped, tokenizer, card, run_dir / "best")
             accelerator.print(f"step {state['step']}: validation micro F1 {f1:.4f} (best {state['best_f1']:.4f})")
         accelerator.wait_for_everyone()
@@ -231,7 +247,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     bar = tqdm(total=total_steps, initial=state["step"], desc="training", disable=not (progress and accelerator.is_local_main_process))
     start = time.monotonic() - state["elapsed_s"]
     done = state["step"] >= total_steps
-    out_of_time = False
+    out_of_time = bool(state.get("out_of_time"))
     while not done:
         order = length_grouped_order(lengths, cfg.batch_size, cfg.seed + state["epoch"])
         loader = DataLoader(Subset(feats, order), batch_size=cfg.batch_size, shuffle=False, collate_fn=collator)
@@ -260,6 +276,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
                 log({"step": state["step"], "loss": avg, "lr": scheduler.get_last_lr()[0],
                      "elapsed_s": round(state["elapsed_s"], 1)})
             out_of_time = cfg.max_minutes is not None and state["elapsed_s"] >= 60 * cfg.max_minutes
+            state["out_of_time"] = out_of_time
             if state["step"] >= total_steps or out_of_time:
                 done = True
                 break
@@ -270,8 +287,18 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
             state["batches_in_epoch"] = 0
     bar.close()
     if out_of_time:
-        accelerator.print(f"time budget of {cfg.max_minutes} min reached at step {state['step']}")
+        accelerator.print(f"time budget of {cfg.max_minutes} min reached at step {state['step']} of {total_steps}")
     evaluate_and_checkpoint()
+    if (run_dir / "best").is_dir():  # the best model's card says how far its run got, whatever step it was saved at
+        best_card = ModelCard.load(run_dir / "best")
+        best_card.training = training_record(state["step"], total_steps, out_of_time, precision)
+        best_card.save(run_dir / "best")
+    warning = undertrained_warning(state["step"], total_steps, out_of_time)
+    if warning:
+        accelerator.print(f"\n{'!' * 78}\nWARNING: {warning}\n{'!' * 78}\n")
+        log({"step": state["step"], "warning": warning})
+        log_file.close()
+        raise Undertrained(warning, state["best"] or {})
     if accelerator.is_main_process and cfg.calibration_docs and all_val_records and (run_dir / "best").is_dir():
         card = calibrate(run_dir / "best", all_val_records[: cfg.calibration_docs], cfg.calibration_metric)
         info = card.calibration_info()

@@ -1,0 +1,76 @@
+"""Packaging a trained model for release: compact weights, and a card that says where it came from.
+
+``corefix package-model`` writes what :func:`corefix.model.network.save_compact`
+keeps (only the tensors training changed, in float16), then records in the
+card's ``release`` the command and config that trained it, its training data,
+the code's commit and its scores on every evaluated test set. The model
+shipped inside corefix (``src/corefix/default_model``) is made this way.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+from pathlib import Path
+
+from .card import ModelCard
+from .network import save_compact
+
+SCORE_KEYS = ("precision", "recall", "f1", "f0.5")
+
+
+def test_scores(eval_dir: str | Path) -> dict[str, dict]:
+    """The model's headline figures in each ``metrics.json`` under ``eval_dir`` (one per test set)."""
+    out = {}
+    for path in sorted(Path(eval_dir).glob("*/metrics.json")):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        model = result.get("model")
+        if not model:
+            continue
+        spans = model["spans"]
+        row = {"data": result.get("data"), "articles": result["articles"],
+               **{f"span_{k}": round(spans.get("micro", {}).get(k, 0.0), 4) for k in SCORE_KEYS},
+               "sub_f1": round(spans.get("SUB", {}).get("f1", 0.0), 4),
+               "dup_f1": round(spans.get("DUP", {}).get("f1", 0.0), 4),
+               "word_f1": round(model["words"]["f1"], 4),
+               "first_mentions_flagged": round(model["first_mention_flag_rate"], 4),
+               "wer_input": round(result["input"]["wer"], 4), "wer_model": round(model["wer"], 4),
+               "wer_oracle": round(result["oracle"]["wer"], 4)}
+        heads_row = result.get("restoration", {}).get("rows", {}).get("model, heads, gaps drop")
+        if heads_row:
+            row["wer_model_heads"] = round(heads_row["wer"], 4)
+            if heads_row.get("pronoun_accuracy") is not None:
+                row["pronoun_accuracy"] = round(heads_row["pronoun_accuracy"], 4)
+        out[path.parent.name] = row
+    return out
+
+
+def git_commit(cwd: str | Path = ".") -> str | None:
+    """The commit checked out in ``cwd`` (with ``+changes`` when the tree differs from it), or None."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
+def package_model(model_dir: str | Path, out_dir: str | Path, eval_dir: str | Path | None = None,
+                  command: str | None = None, config: str | None = None) -> ModelCard:
+    """Write ``model_dir`` compactly into ``out_dir`` with its release record; returns the card written."""
+    save_compact(model_dir, out_dir)
+    card = ModelCard.load(out_dir)
+    train_cfg = card.train_config
+    card.release = {
+        "command": command,
+        "config": config,
+        "training_data": train_cfg.get("data_dir"),
+        "steps": card.training.get("steps_done", card.step),
+        "commit": card.training.get("commit") or git_commit(),
+        "packaged": datetime.date.today().isoformat(),
+        "test_scores": test_scores(eval_dir) if eval_dir else {},
+    }
+    card.save(out_dir)
+    return card
