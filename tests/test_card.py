@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from corefix.model.card import CARD_FILE, CARD_VERSION, ModelCard
+from corefix.model.card import CARD_FILE, CARD_VERSION, CardVersionError, CardWarning, ModelCard
 from corefix.model.decode import DecodePolicy
 from corefix.model.options import InferenceOptions
 
@@ -32,8 +32,23 @@ def test_a_directory_without_a_card_gets_the_defaults(tmp_path):
     assert ModelCard.load(tmp_path).policy == DecodePolicy()
 
 
-@pytest.mark.parametrize("bad, fragment", [({"colour": "red"}, "unknown model card fields"),
-                                           ({"decoding": "greedy"}, "decoding"),
+def test_a_newer_card_loads_with_a_warning_naming_its_unknown_fields(tmp_path):
+    (tmp_path / CARD_FILE).write_text(json.dumps({**OLD_CARD, "version": CARD_VERSION + 1, "colour": "red",
+                                                  "needs_reader": CARD_VERSION}))
+    with pytest.warns(CardWarning, match="colour"):
+        card = ModelCard.load(tmp_path)
+    assert card.step == 1800 and not hasattr(card, "colour")
+
+
+def test_a_card_for_a_newer_reader_is_a_one_line_error_naming_the_version(tmp_path):
+    (tmp_path / CARD_FILE).write_text(json.dumps({**OLD_CARD, "version": CARD_VERSION + 2,
+                                                  "needs_reader": CARD_VERSION + 1}))
+    with pytest.raises(CardVersionError, match=f"reads card format {CARD_VERSION + 1}.*upgrade corefix") as e:
+        ModelCard.load(tmp_path)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("bad, fragment", [({"decoding": "greedy"}, "decoding"),
                                            ({"max_length": 64, "stride": 40}, "stride")])
 def test_bad_cards_are_one_line_errors(tmp_path, bad, fragment):
     (tmp_path / CARD_FILE).write_text(json.dumps({**OLD_CARD, **bad}))

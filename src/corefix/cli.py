@@ -223,6 +223,33 @@ def _run_fit_heads(args):
                       "validation_pronoun": heads.info["validation_pronoun"]}, indent=2))
 
 
+def _add_package_model(sub):
+    p = sub.add_parser("package-model", help="write a trained model compactly, with its release record (as shipped)")
+    p.add_argument("--model", required=True, help="trained model directory (runs/NAME/best)")
+    p.add_argument("--out", required=True, help="where the packed model goes (src/corefix/default_model: the shipped one)")
+    p.add_argument("--eval", default=None, metavar="DIR",
+                   help="evaluation folder of the packed model (corefix evaluate --out DIR, several --data): "
+                        "its test scores go into the card")
+    p.add_argument("--config", default=None, help="the training config, for the record")
+    p.add_argument("--command", default=None, help="the command that made the model, for the record")
+    p.add_argument("--force", action="store_true",
+                   help="replace a released model in --out even if the new one is not better on every test set")
+    p.set_defaults(func=_run_package_model)
+
+
+def _run_package_model(args):
+    from .model.network import check_model_dir
+    from .model.release import NotBetter, package_model
+
+    check_model_dir(args.model)
+    try:
+        card = package_model(args.model, args.out, args.eval, args.command, args.config, force=args.force)
+    except NotBetter as e:
+        raise UserError(str(e)) from None
+    size = sum(f.stat().st_size for f in Path(args.out).iterdir() if f.is_file())
+    print(json.dumps({"out": args.out, "bytes": size, "release": card.release}, indent=2))
+
+
 def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="span F1 and restoration WER of a model, beside the baselines")
     p.add_argument("--model", default=None, help="trained model directory (runs/NAME/best) (default: the model shipped with corefix)")
@@ -488,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_EXTRA_COMMANDS: list = [_add_train, _add_calibrate, _add_fit_heads, _add_evaluate, _add_predict, _add_benchmark, _add_restore_corpus]
+_EXTRA_COMMANDS: list = [_add_train, _add_calibrate, _add_fit_heads, _add_package_model, _add_evaluate, _add_predict, _add_benchmark, _add_restore_corpus]
 
 
 def main(argv: list[str] | None = None) -> None:

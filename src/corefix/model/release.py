@@ -57,9 +57,33 @@ def git_commit(cwd: str | Path = ".") -> str | None:
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
+class NotBetter(ValueError):
+    """A new model that does not beat the released one on every test set."""
+
+
+def check_better(new: dict[str, dict], old: dict[str, dict]) -> None:
+    """Raise :class:`NotBetter` unless ``new`` beats ``old`` in span F1 on every test set ``old`` was scored on."""
+    if not old:
+        return
+    worse = [f"{name}: span F1 {new[name]['span_f1']:.4f} against {row['span_f1']:.4f}" if name in new
+             else f"{name}: not evaluated" for name, row in old.items()
+             if name not in new or new[name]["span_f1"] <= row["span_f1"]]
+    if worse:
+        raise NotBetter("the new model is not better on every test set than the released one, which is kept "
+                        f"({'; '.join(worse)}); --force replaces it anyway")
+
+
 def package_model(model_dir: str | Path, out_dir: str | Path, eval_dir: str | Path | None = None,
-                  command: str | None = None, config: str | None = None) -> ModelCard:
-    """Write ``model_dir`` compactly into ``out_dir`` with its release record; returns the card written."""
+                  command: str | None = None, config: str | None = None, force: bool = False) -> ModelCard:
+    """Write ``model_dir`` compactly into ``out_dir`` with its release record; returns the card written.
+
+    A released model already in ``out_dir`` is replaced only by one better on
+    every test set it was scored on (unless ``force``).
+    """
+    scores = test_scores(eval_dir) if eval_dir else {}
+    old = Path(out_dir) / "corefix.json"
+    if old.is_file() and not force:
+        check_better(scores, ModelCard.load(out_dir).release.get("test_scores", {}))
     save_compact(model_dir, out_dir)
     card = ModelCard.load(out_dir)
     train_cfg = card.train_config
@@ -70,7 +94,7 @@ def package_model(model_dir: str | Path, out_dir: str | Path, eval_dir: str | Pa
         "steps": card.training.get("steps_done", card.step),
         "commit": card.training.get("commit") or git_commit(),
         "packaged": datetime.date.today().isoformat(),
-        "test_scores": test_scores(eval_dir) if eval_dir else {},
+        "test_scores": scores,
     }
     card.save(out_dir)
     return card

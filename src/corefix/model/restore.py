@@ -17,6 +17,7 @@ Given a damaged text and spans labelled ``DUP`` or ``SUB``:
 
 from __future__ import annotations
 
+import functools
 import re
 
 from ..lexicon import FEMALE_WORDS, MALE_WORDS, PERSON_TITLES, PRONOUNS, pronoun_for
@@ -119,8 +120,13 @@ PARSE_CASE = {
 }
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_slot(text: str, start: int, end: int):
-    """spaCy's view of the slot: (case or None, plural verb agreement or None, entity label or "")."""
+    """spaCy's view of the slot: (case or None, plural verb agreement or None, entity label or "").
+
+    Cached: evaluation asks for the same slots once per system (the model's spans with the rules and with
+    the heads, the gold spans with each), and the span heads again for their features.
+    """
     lo = max(0, start - 200)
     hi = min(len(text), end + 200)
     doc = load_nlp()(text[lo:hi])

@@ -154,6 +154,7 @@ def validate(model, tokenizer, records: list[dict], cfg: TrainConfig, features: 
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     """Train, validating every ``eval_every`` steps; returns the best validation scores."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader, Subset
     from tqdm.auto import tqdm
@@ -166,6 +167,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     all_val_records = read_records(dirs, "validation", wanted, excluded)
     val_records = all_val_records[: cfg.eval_docs] if cfg.eval_docs else all_val_records
     precision = training_precision(cfg.mixed_precision)
+    # accelerate keeps one mixed-precision mode per process; a second run in the same process (a notebook,
+    # the tests) may choose another. The distributed state (PartialState) is kept.
+    AcceleratorState._reset_state()
     accelerator = Accelerator(mixed_precision=precision.precision, gradient_accumulation_steps=cfg.grad_accum)
     accelerator.print(f"precision: {precision.precision} ({precision.reason}; {cpu_name() if accelerator.device.type == 'cpu' else accelerator.device})")
     set_seed(cfg.seed)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Build the training mixture and the four test sets from the shared corpora; a rerun skips what is built.
+#   bash scripts/build_data.sh          # the full mixture: data/bbc-mix4 + data/us-mix3 (3,000 US articles)
+#   bash scripts/build_data.sh quick    # the quickstart's: data/bbc-mix4 + data/us-quick (1,000 US articles)
+# Both build data/{bbc,us}-{seed,resolvers}/test.jsonl, the test splits (no training set holds their articles).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${SHARED:-../shared}
+BBC=${BBC:-$SHARED/data/bbc_news.jsonl}
+US=${US:-$SHARED/data/us_news.jsonl}
+export HF_HUB_OFFLINE=1
+build() {  # build OUT CORPUS CONFIG [more make-dataset options]
+  local out=$1 corpus=$2 config=$3; shift 3
+  [ -f "$out/simulate.json" ] || python scripts/make_dataset.py --corpus "$corpus" --config "$config" --out "$out" --processes 2 "$@"
+}
+# training data: the seed/resolvers mixture on both corpora (articles split by id: no test article is trained on)
+build data/bbc-mix4 "$BBC" configs/simulate-mix.yaml --samples-per-article 4
+if [ "${1:-}" = quick ]; then
+  build data/us-quick "$US" configs/simulate-mix.yaml --samples-per-article 3 --limit 1000
+else
+  build data/us-mix3 "$US" configs/simulate-mix.yaml --samples-per-article 3 --limit 3000
+fi
+# evaluation data: the test splits only, damaged by the seed profile and by the resolvers profile
+build data/bbc-seed "$BBC" configs/simulate.yaml --splits test
+build data/bbc-resolvers "$BBC" configs/simulate-resolvers.yaml --splits test
+build data/us-seed "$US" configs/simulate.yaml --splits test --limit 6000
+build data/us-resolvers "$US" configs/simulate-resolvers.yaml --splits test --limit 6000
