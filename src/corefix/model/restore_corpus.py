@@ -122,11 +122,18 @@ def row_line(row: dict) -> str:
 
 
 def spans_type():
-    """The Arrow type of the ``spans`` column, fixed so a batch without spans has the same schema."""
+    """The Arrow type of the ``spans`` column, fixed so a batch without spans has the same schema.
+
+    Every key a restored span can carry (:class:`corefix.model.predict.Restoration`) has its field, so
+    Parquet holds what JSONL holds: a span without a pronoun or gap has null there. :func:`rows_table`
+    refuses a span key this type does not name, rather than let Arrow drop it silently.
+    """
     import pyarrow as pa
 
+    gap = pa.struct([("destroyed", pa.float64()), ("words", pa.string()), ("score", pa.float64())])
     span = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("label", pa.string()), ("score", pa.float64()),
-                      ("replacement", pa.string()), ("at", pa.int64())])
+                      ("replacement", pa.string()), ("at", pa.int64()), ("pronoun", pa.string()),
+                      ("pronoun_score", pa.float64()), ("gap", gap)])
     return pa.list_(span)
 
 
@@ -146,6 +153,10 @@ def rows_table(rows: list[dict]):
     table = pa.Table.from_pylist(rows)
     for name, kind in (("spans", spans_type()), ("gaps", gaps_type())):
         if rows and name in table.column_names:
+            known = {f.name for f in kind.value_type}
+            extra = {k for r in rows for item in r[name] or () for k in item} - known
+            if extra:
+                raise ValueError(f"{name} carry fields the Parquet schema lacks: {sorted(extra)}")
             i = table.column_names.index(name)
             table = table.set_column(i, name, pa.array([r[name] for r in rows], type=kind))
     return table
