@@ -13,7 +13,7 @@ stage() { echo "== $1 (at ${SECONDS}s)"; }
 stage "1. data: the quick training mixture and the four test sets"
 bash scripts/build_data.sh quick
 stage "2. train, calibrate, fit the span heads"
-python scripts/train.py --config configs/cpu-small.yaml
+python scripts/train.py --config configs/cpu-small.yaml ${TRAIN_OVERRIDES:-}  # e.g. TRAIN_OVERRIDES="mixed_precision=no"
 stage "3. evaluate on every test set (and on the real damaged excerpts of CORRUPTION.md, when present)"
 QUOTES=(); [ -f "$SHARED/CORRUPTION.md" ] && QUOTES=(--quotes "$SHARED/CORRUPTION.md")
 python scripts/evaluate.py --model $RUN/best --out $RUN/eval --limit 100 "${QUOTES[@]}" \
