@@ -11,9 +11,8 @@ from corefix.model.card import ModelCard
 from corefix.model.network import SHIPPED_MODEL_DIR, check_model_dir
 
 CORRUPTION = Path(__file__).resolve().parents[1].parent / "shared" / "CORRUPTION.md"
-# Made up in the shape of the real damage (the README's example): three copies over real words, a tail.
-EXAMPLE = ("phoning her a Ms. Lopez about an hour after she had Ms. Lopez the vote , but the two leaders have not "
-           "met . \" Ghana has a Ghana in Lopez , \" she said .\n Mr. Haldane President Lopez Ghana")
+# Made up in the shape of the real damage (examples/README.md): a substitution, three copies over real words, a tail.
+EXAMPLE = (Path(__file__).resolve().parents[1] / "examples" / "damaged.txt").read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -41,25 +40,30 @@ def test_it_loads_in_a_few_seconds_with_no_path():
     start = time.perf_counter()
     restorer = corefix.load()
     assert time.perf_counter() - start < 20  # a few seconds; generous for a loaded CI machine
-    assert restorer.detector.heads is not None and restorer.detector.card.evidence
+    assert getattr(restorer, "heads", None) is not None or restorer.detector.heads is not None
+    assert restorer.detector.card.evidence
 
 
 def test_it_removes_the_copies_and_keeps_the_words_of_a_made_up_example(restorer):
     res = restorer.restore(EXAMPLE)
     out = res.restored
-    assert "Ms. Lopez" not in out  # both copies over real words removed
-    assert "Haldane" not in out and "President Lopez" not in out  # the overflow tail removed
-    for kept in ("phoning her a", "about an hour after she had", "the vote , but the two leaders have not met .",
-                 "Ghana has a", "in Lopez , \" she said ."):
+    assert "Ms. Lopez about" not in out and "had Ms. Lopez the vote" not in out  # copies over real words removed
+    assert "what they consider" in out  # the substitution given its pronoun back
+    assert "President Lopez" not in out and "\n Mr. Mensah" not in out  # the overflow tail removed
+    for kept in ("ACCRA  —  President Kofi Mensah of Ghana and Prime Minister Ana Lopez spoke by telephone",
+                 "Mr. Mensah congratulated Ms. Lopez , phoning her a", "about an hour after she had",
+                 "the vote , but the two leaders have not met .", "Ghana has a", "in Lopez , \" Mr. Mensah said ."):
         assert kept in out, kept
-    outside = [c for i, c in enumerate(res.text) if not any(s["start"] <= i < s["end"] for s in res.spans)]
-    assert re.sub(r"\s+", "", "".join(outside)) == re.sub(r"\s+", "", out)  # only spans removed, nothing else
+    kept_text = list(res.text)
+    for s in sorted(res.spans, key=lambda s: -s["start"]):
+        kept_text[s["start"]:s["end"]] = list(s["replacement"])
+    assert re.sub(r"\s+", " ", "".join(kept_text)).strip() == re.sub(r"\s+", " ", out).strip()  # nothing else touched
 
 
 @pytest.mark.skipif(not CORRUPTION.is_file(), reason="../shared/CORRUPTION.md (the real damaged excerpts) not here")
 def test_it_restores_a_real_damaged_excerpt(restorer):
     page = CORRUPTION.read_text(encoding="utf-8")
-    quote = next(line[2:].strip() for line in page.splitlines() if line.startswith("> sending him a Mr. Trump"))
+    quote = next(line.strip()[2:] for line in page.splitlines() if line.strip().startswith("> sending him a Mr. Trump"))
     out = restorer.restore(quote).restored
     assert "Mr. Trump" not in out  # both misplaced copies
     for kept in ("sending him a", "about an hour after he had", "the victor , but the two men have not met"):
@@ -71,4 +75,4 @@ def test_predict_needs_no_model_flag(tmp_path, capsys):
     art.write_text(EXAMPLE, encoding="utf-8")
     main(["predict", "--input", str(art)])
     out = capsys.readouterr().out
-    assert "Ms. Lopez" not in out and "the two leaders have not met" in out
+    assert "had Ms. Lopez the vote" not in out and "what they consider" in out and "the two leaders have not met" in out
