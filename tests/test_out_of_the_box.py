@@ -12,6 +12,7 @@ from corefix.model.card import ModelCard
 from corefix.model.inference import Detector, ModelWarning
 from corefix.model.network import ModelDirError, load_trained, save_compact
 from corefix.model.options import InferenceOptions
+from corefix.model.predict import Restorer
 from corefix.model.train import TrainConfig, Undertrained, train, undertrained_warning
 
 
@@ -177,7 +178,7 @@ def test_compact_storage_keeps_only_what_training_changed(frozen_model, tiny_dat
     pa, pb = a.predict(texts), b.predict(texts)
     for x, y in zip(pa, pb):
         assert abs(x.probs - y.probs).max() < 2e-2  # float16 storage
-    assert ModelCard.load(out).needs_reader == 4 and b.heads is not None
+    assert ModelCard.load(out).needs_reader == 4 and Restorer.from_pretrained(out).heads is not None
 
 
 def test_compact_model_refuses_a_different_base_encoder(frozen_model, tmp_path):

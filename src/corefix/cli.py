@@ -54,7 +54,14 @@ def _inference_options(args):
     if args.overlap is not None and args.overlap < 0:
         raise UserError("--overlap must be 0 or more")
     return InferenceOptions(batch_size=args.batch_size, threshold=args.threshold, precision=args.precision,
-                            overlap=args.overlap, decoding=args.decoding, gaps=args.gaps)
+                            overlap=args.overlap, decoding=args.decoding)
+
+
+def _restore_options(args):
+    """The RestoreOptions of a command, built from its flags."""
+    from .model.options import RestoreOptions
+
+    return RestoreOptions(gaps=args.gaps)
 
 
 def _add_make_dataset(sub):
@@ -277,11 +284,12 @@ def _run_evaluate(args):
     for data in files:
         if not data.is_file():
             raise UserError(f"{data}: no such file")
-    detector = None
+    detector = heads = None
     if not args.baselines_only:
-        from .model.inference import Detector
+        from .model.predict import Restorer
 
-        detector = Detector.load(args.model, _inference_options(args))
+        restorer = Restorer.from_pretrained(args.model, _inference_options(args), _restore_options(args))
+        detector, heads = restorer.detector, restorer.heads
     if args.quotes:
         _probe_quotes(args.quotes, detector)
     results = {}
@@ -289,7 +297,6 @@ def _run_evaluate(args):
         records = read_jsonl(data)[: args.limit]
         if not records:
             raise UserError(f"{data}: no records")
-        heads = detector.heads if detector else None
         predictions = detector.predict([r["text"] for r in records], progress=True, vectors=heads is not None) if detector else None
         result = evaluate(records, predictions, detector.policy if detector else None, heads=heads)
         result.update({"data": str(data), "model_dir": args.model,
@@ -369,7 +376,7 @@ def _run_predict(args):
         if t.resolve() in inputs:
             raise UserError(f"{t}: output would overwrite an input file")
     try:
-        restorer = Restorer.from_pretrained(args.model, options)
+        restorer = Restorer.from_pretrained(args.model, options, _restore_options(args))
     except ModelDirError:
         raise
     except Exception as e:  # a corrupt config or weights file: say which directory
@@ -484,7 +491,7 @@ def _run_restore_corpus(args):
     job = CorpusJob(args.model, args.input, args.output, args.text_field, args.id_field,
                     shard_size=args.shard_size, num_workers=1 if args.num_workers is None else args.num_workers,
                     format=args.format,
-                    split=args.split, options=_inference_options(args))
+                    split=args.split, options=_inference_options(args), restoration=_restore_options(args))
     if args.engine == "ray":
         from .model.restore_corpus_ray import RayNotInstalled, RayOptions, restore_corpus_ray
 

@@ -124,13 +124,13 @@ def bench_restoration(model_dir: str, records: list[dict], repeats: int = 3, bat
     """Words/s of the whole restoration (detection, then what goes in place of each span, then the text)
     with the model's span heads filling gaps, against the same detector restoring as before the heads
     (the pronoun rules, copies dropped), in interleaved rounds. None for a model without heads."""
+    from .options import RestoreOptions
     from .predict import Restorer
 
-    d = Detector.load(model_dir, InferenceOptions(batch_size=batch_size, gaps="fill"))
-    if d.heads is None:
+    with_heads = Restorer.from_pretrained(model_dir, InferenceOptions(batch_size=batch_size), RestoreOptions(gaps="fill"))
+    if with_heads.heads is None:
         return None
-    with_heads = Restorer(d)
-    rules = Restorer(Detector(d.model, d.tokenizer, d.card, InferenceOptions(batch_size=batch_size)))  # the same weights, no heads
+    rules = Restorer(with_heads.detector)  # the same detector, no heads
     texts = [r["text"] for r in records]
     n_words = sum(len(word_offsets(t)) for t in texts)
     runs: dict[str, list[float]] = {"rules, gaps dropped": [], "span heads, gaps filled": []}

@@ -26,6 +26,7 @@ from .baseline import rule_tags
 from .decode import DecodePolicy
 from .metrics import (by_span_length, fill_scores, first_mention_flag_rate, first_mentions, prf, pronoun_scores,
                       span_scores, threshold_curve, word_scores)
+from .heads import annotate_articles
 from .options import GAP_MODES
 from .restore import restore_text
 
@@ -118,9 +119,9 @@ def restoration_table(records: list[dict], predictions, policy: DecodePolicy, he
     true overwritten words put back (WER 0 by construction of the data: a check of the data, not a target)."""
     from ..data.simulate import undo  # the gold inverse of the damage: evaluation only, never inference
 
-    model_spans = [heads.annotate(r["text"], p.vectors, p.offsets, p.spans(policy)) for r, p in zip(records, predictions)]
-    gold_spans = [heads.annotate(r["text"], p.vectors, p.offsets, [dict(g) for g in r["spans"]])
-                  for r, p in zip(records, predictions)]
+    texts = [r["text"] for r in records]
+    model_spans = annotate_articles(heads, texts, predictions, [p.spans(policy) for p in predictions])
+    gold_spans = annotate_articles(heads, texts, predictions, [[dict(g) for g in r["spans"]] for r in records])
     rows = {"input": _restoration_row(result["input"]), "rule baseline": _restoration_row(result["rule_baseline"]),
             "model, rules": _restoration_row(result["model"])}
     for gaps in GAP_MODES:

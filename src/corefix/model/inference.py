@@ -20,7 +20,6 @@ from ..words import TAG2ID, TAGS, split_words
 from .card import ModelCard
 from .decode import DecodePolicy, decode_spans, decode_tags
 from .features import WordFeatures, encode_words
-from .heads import SpanHeads
 from .network import check_model_dir, load_trained
 from .options import InferenceOptions
 from .precision import inference_precision
@@ -176,10 +175,11 @@ class Detector:
     natively, fp32 elsewhere: :mod:`corefix.model.precision`). The reduced precisions can
     change a few decisions: ``corefix evaluate --precision`` measures by how
     much. ``policy`` is the card's decoding policy with the options' overrides.
+    What goes in place of the spans is restoration's business
+    (:class:`corefix.model.predict.Restorer`), not the detector's.
     """
 
-    def __init__(self, model, tokenizer, card: ModelCard | None = None, options: InferenceOptions | None = None,
-                 heads: SpanHeads | None = None):
+    def __init__(self, model, tokenizer, card: ModelCard | None = None, options: InferenceOptions | None = None):
         options = options or InferenceOptions()
         card = card or ModelCard()
         device_type = next(model.parameters()).device.type
@@ -198,7 +198,7 @@ class Detector:
         if not 0 <= self.stride <= card.max_length // 2:
             raise ValueError(f"overlap must be between 0 and {card.max_length // 2} tokens, got {self.stride}")
         self.policy = options.policy(card.policy)
-        self.heads = heads  # what to put in place of each span (corefix.model.heads); None: the rules
+        self.path: Path | None = None  # the model directory, when loaded from one
 
     @classmethod
     def load(cls, path: str | Path, options: InferenceOptions | None = None) -> "Detector":
@@ -208,8 +208,9 @@ class Detector:
         model, tokenizer, card = load_trained(path, options.device)
         if card.warning:
             warnings.warn(f"{path}: {card.warning}", ModelWarning, stacklevel=2)
-        heads = SpanHeads.load(path, card.heads) if card.heads else None
-        return cls(model, tokenizer, card, options, heads)
+        detector = cls(model, tokenizer, card, options)
+        detector.path = path
+        return detector
 
     def predict(self, texts: list[str], progress: bool = False, vectors: bool = False) -> list[WordPredictions]:
         """Word probabilities of each text (with the encoder's word vectors when ``vectors``)."""
@@ -217,14 +218,10 @@ class Detector:
                              progress=progress, features=self.card.features,
                              bf16=self.precision.precision == "bf16", vectors=vectors)
 
-    def predict_spans(self, texts: list[str], progress: bool = False) -> list[list[dict]]:
-        """Character spans (start, end, label, score) predicted in each text, under :attr:`policy`;
-        with span heads, each also says what to put in its place (:meth:`SpanHeads.annotate`)."""
-        preds = self.predict(texts, progress=progress, vectors=self.heads is not None)
-        return [self.annotate(t, p, p.spans(self.policy)) for t, p in zip(texts, preds)]
+    def spans(self, prediction: WordPredictions) -> list[dict]:
+        """Character spans (start, end, label, score) of one article's predictions, under :attr:`policy`."""
+        return prediction.spans(self.policy)
 
-    def annotate(self, text: str, prediction: WordPredictions, spans: list[dict]) -> list[dict]:
-        """``spans`` of one article read by the span heads (unchanged without heads)."""
-        if self.heads is None:
-            return spans
-        return self.heads.annotate(text, prediction.vectors, prediction.offsets, spans)
+    def predict_spans(self, texts: list[str], progress: bool = False) -> list[list[dict]]:
+        """Character spans (start, end, label, score) predicted in each text, under :attr:`policy`."""
+        return [self.spans(p) for p in self.predict(texts, progress=progress)]

@@ -44,14 +44,14 @@ def restored_html(restored: str, spans: list[dict]) -> str:
     """The restored text as escaped HTML, with what restoration put in (``replacement`` at ``at``) marked:
     a pronoun, words filled into a gap (in their own style: they are the model's guess, not the article's),
     or the gap mark."""
-    from .restore import GAP_MARK
+    from .restore import replacement_kind
 
     out, prev = [], 0
     for s in sorted((s for s in spans if s.get("replacement") and "at" in s), key=lambda s: s["at"]):
         at, repl = s["at"], s["replacement"]
         if at < prev or restored[at:at + len(repl)] != repl:
             continue  # not where it was put (never expected): leave the text unmarked
-        cls = "rep" if s["label"] == "SUB" else "mark" if repl == GAP_MARK else "fill"
+        cls = {"pronoun": "rep", "mark": "mark", "fill": "fill"}[replacement_kind(s)]
         tip = "" if cls != "fill" else f' title="filled gap, p={s["gap"]["score"]:.2f}"'
         out.append(html.escape(restored[prev:at]))
         out.append(f'<span class="{cls}"{tip}>{html.escape(repl)}</span>')

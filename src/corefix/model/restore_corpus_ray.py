@@ -273,7 +273,7 @@ class RestoreBatches:
         if options.device is None and ray.get_gpu_ids():
             options = dataclasses.replace(options, device="cuda")  # Ray shows the actor its own GPU(s) only
         model = _unpack_model(ray.get(shipped_model[0])) if shipped_model else job.model
-        self.restorer = Restorer.from_pretrained(model, options)
+        self.restorer = Restorer.from_pretrained(model, options, job.restoration)
         self.job, self.tally = job, tally
 
     def __call__(self, batch):
