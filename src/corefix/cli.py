@@ -129,11 +129,12 @@ def _add_train(sub):
 
 
 def _run_train(args):
-    from .model.train import TrainConfig, Undertrained, train
+    from .model.pipeline import train_model
+    from .model.train import TrainConfig, Undertrained
 
     cfg = TrainConfig.from_yaml(args.config, args.overrides)
     try:
-        best = train(cfg, resume=not args.no_resume)
+        best = train_model(cfg, resume=not args.no_resume)
     except Undertrained as e:
         print(json.dumps({"run_dir": cfg.run_dir, "best": e.best, "warning": str(e)}, indent=2))
         print(f"corefix train: undertrained: {e}; not calibrated, no span heads fitted", file=sys.stderr)
