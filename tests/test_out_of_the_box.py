@@ -14,7 +14,7 @@ from corefix.model.network import ModelDirError, load_trained, save_compact
 from corefix.model.options import InferenceOptions
 from corefix.model.pipeline import train_model
 from corefix.model.predict import Restorer
-from corefix.model.train import TrainConfig, Undertrained, undertrained_warning
+from corefix.model.train import TrainConfig, undertrained_warning
 
 
 @pytest.fixture
