@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from .decode import DecodePolicy, check_decoding
 
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
+MEASURES = ("prediction", "restoration", "training", "memory")  # what corefix benchmark measures (corefix.model.benchmark)
 GAP_MODES = ("drop", "mark", "fill")  # what restoration puts where a copy destroyed words (corefix.model.restore)
 
 
