@@ -48,6 +48,18 @@ def train_model(cfg: TrainConfig, resume: bool = True, progress: bool = True) ->
     return best
 
 
+def training_split(model_dir: Path, split: str, limit: int | None) -> tuple[str, list[dict]]:
+    """``(description, records)``: up to ``limit`` records of a split of the data the model in ``model_dir``
+    was trained on (every folder of a mixture, its excluded profiles left out), as its card records it;
+    what ``corefix calibrate`` and ``corefix fit-heads`` read by default."""
+    from .card import ModelCard
+
+    cfg = ModelCard.load(model_dir).train_config
+    dirs = data_dirs(cfg.get("data_dir") or ".")
+    records = read_records(dirs, split, limit, tuple(cfg.get("exclude_profiles") or ()))
+    return ", ".join(str(d / f"{split}.jsonl") for d in dirs), records
+
+
 def _last_step(best_dir: Path) -> int | None:
     """The step the run stopped at, as the best model's card records it."""
     from .card import ModelCard
