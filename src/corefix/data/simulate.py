@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..lexicon import PRONOUNS, TITLE_ABBREVIATIONS, pronoun_for
 from ..nlp import load_nlp
@@ -30,7 +30,6 @@ from .mentions import Cluster, Mention, find_clusters
 from .settings import Profile, SimulatorSettings
 
 DATELINES = ["LONDON", "MOSCOW", "WASHINGTON", "PARIS", "BRUSSELS", "NEW YORK", "BERLIN", "TOKYO", "EDINBURGH"]
-NEWLINE = "\n"
 
 
 @dataclass
@@ -61,7 +60,6 @@ class Damaged:
     spans: list[dict]
     profile: str
     style: str
-    meta: dict = field(default_factory=dict)
 
     def to_record(self) -> dict:
         words = word_offsets(self.text)
@@ -157,7 +155,7 @@ def _surface_tokens(doc, style: str, profile: Profile, rng: random.Random) -> li
         if t.is_space:
             # kept as an empty token so that indices stay those of spaCy's doc
             if "\n" in t.text and toks:
-                toks[-1].ws = NEWLINE
+                toks[-1].ws = "\n"
             toks.append(Tok("", "", space=True))
             continue
         if drop[t.i]:

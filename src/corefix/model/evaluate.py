@@ -5,13 +5,20 @@ oracle with the gold spans) it reports:
 
 - strict IOB2 span precision/recall/F1 per label and micro-averaged (seqeval)
   and word-level F1 of "inserted or not";
-- the word error rate of the restored text against ``original`` (jiwer), the
-  restoration made by the same rules (:mod:`corefix.restore`) for everyone;
+- the word error rate of the restored text against ``original`` (jiwer), every
+  system's spans restored by the same code as prediction
+  (:func:`corefix.model.restore.restore_text`, the pronoun rules, copies dropped);
 - the accuracy of the pronoun put back for gold ``SUB`` spans whose overwritten
   text was a pronoun, among those the system found exactly;
 - the flag rate on first mentions (:func:`corefix.model.metrics.first_mentions`): a name's first
   appearance in an article is never a copy, and deleting it destroys the
   article's lede, so this rate should be practically zero.
+
+With a model's span heads, :func:`restoration_table` compares the ways of
+restoring (the rules, the heads in each gap mode, the oracles); the heads read
+the spans through :func:`corefix.model.heads.annotate_articles`, as prediction
+and head fitting do. Printing and writing the reports of one or several files:
+:mod:`corefix.model.reports`.
 """
 
 from __future__ import annotations
