@@ -21,26 +21,20 @@ class UserError(Exception):
     """An error with a message meant for the user (no traceback)."""
 
 
+INFERENCE_FLAGS = {  # the flags of every command that runs a trained model, and their help
+    "--batch-size": ({"type": int}, "windows per forward pass (default: 8 on CPU, 64 on GPU)"),
+    "--threshold": ({"type": float}, "flag a word when P(inserted) >= this (default: the threshold chosen in training)"),
+    "--overlap": ({"type": int}, "tokens shared by neighbouring windows (default: the training stride; fewer is faster, a few words near window edges then see less context)"),
+    "--precision": ({"choices": PRECISIONS, "default": "fp32"}, "inference precision: fp32 exact (the default); bf16 faster where the CPU computes it natively (AVX512-BF16, AMX) or on a GPU, much slower where it is emulated (a warning says so); int8 faster on CPU at some accuracy; auto: bf16 where native, fp32 elsewhere"),
+    "--decoding": ({"choices": DECODINGS}, "read tags off the probabilities as the best valid IOB2 path, or word by word (default: the one chosen in training)"),
+    "--gaps": ({"choices": GAP_MODES, "default": "drop"}, "where a removed copy had destroyed words: drop (delete the copy, the default), mark (put […] there) or fill (the destroyed words, where the gap head is confident above the threshold chosen on validation data; needs a model with span heads)"),
+}
+
+
 def _add_inference_options(p):
     """The options of every command that runs a trained model."""
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="windows per forward pass (default: 8 on CPU, 64 on GPU)")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="flag a word when P(inserted) >= this (default: the threshold chosen in training)")
-    p.add_argument("--overlap", type=int, default=None,
-                   help="tokens shared by neighbouring windows (default: the training stride; fewer is faster, "
-                        "a few words near window edges then see less context)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="inference precision: fp32 exact (the default); bf16 faster where the CPU computes it natively "
-                        "(AVX512-BF16, AMX) or on a GPU, much slower where it is emulated (a warning says so); "
-                        "int8 faster on CPU at some accuracy; auto: bf16 where native, fp32 elsewhere")
-    p.add_argument("--decoding", choices=DECODINGS, default=None,
-                   help="read tags off the probabilities as the best valid IOB2 path, or word by word "
-                        "(default: the one chosen in training)")
-    p.add_argument("--gaps", choices=GAP_MODES, default="drop",
-                   help="where a removed copy had destroyed words: drop (delete the copy, the default), "
-                        "mark (put […] there) or fill (the destroyed words, where the gap head is confident "
-                        "above the threshold chosen on validation data; needs a model with span heads)")
+    for flag, (settings, help_text) in INFERENCE_FLAGS.items():
+        p.add_argument(flag, **settings, help=help_text)
 
 
 def _inference_options(args):
