@@ -63,6 +63,34 @@ def _segments(n_words: int, size: int, overlap: int):
         start = end - overlap
 
 
+def _groups(units: list[tuple[int, int, int]]) -> list[list[tuple[int, int, int]]]:
+    """Segments ``(article, first word, end word)`` in consecutive groups of about :data:`GROUP_WORDS` words."""
+    groups, cur, size = [], [], 0
+    for u in units:
+        cur.append(u)
+        size += u[2] - u[1]
+        if size >= GROUP_WORDS:
+            groups.append(cur)
+            cur, size = [], 0
+    if cur:
+        groups.append(cur)
+    return groups
+
+
+def _padded(windows: list[dict], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(input ids, attention mask, token types)`` of a batch of windows, padded to the longest."""
+    longest = max(len(f["input_ids"]) for f in windows)
+    ids = torch.full((len(windows), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(windows), longest), dtype=torch.long)
+    types = torch.zeros((len(windows), longest), dtype=torch.long)
+    for r, f in enumerate(windows):
+        ids[r, : len(f["input_ids"])] = torch.tensor(f["input_ids"])
+        mask[r, : len(f["input_ids"])] = 1
+        if "token_type_ids" in f:
+            types[r, : len(f["input_ids"])] = torch.tensor(f["token_type_ids"])
+    return ids, mask, types
+
+
 def first_subwords(word_ids: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
     """Token positions of the first sub-word of each word in a window, and those words' ids."""
     wid = np.array([-1 if w is None else w for w in word_ids], dtype=np.int64)
@@ -111,15 +139,7 @@ def predict_words(
     vecs = [None] * len(offsets)
     overlap = min(SEGMENT_OVERLAP, segment_words // 2)
     units = [(a, ws, we) for a, o in enumerate(offsets) if o for ws, we in _segments(len(o), segment_words, overlap)]
-    groups, cur, size = [], [], 0
-    for u in units:
-        cur.append(u)
-        size += u[2] - u[1]
-        if size >= GROUP_WORDS:
-            groups.append(cur)
-            cur, size = [], 0
-    if cur:
-        groups.append(cur)
+    groups = _groups(units)
     pad_id = tokenizer.pad_token_id or 0
     bar = tqdm(total=sum(len(o) for o in offsets), desc="predicting", disable=not progress, unit="word")
     for group in groups:
@@ -131,16 +151,7 @@ def predict_words(
         order = sorted(range(len(feats)), key=lambda i: len(feats[i][2]["input_ids"]), reverse=True)
         for b in range(0, len(order), batch_size):
             batch = order[b:b + batch_size]
-            longest = max(len(feats[i][2]["input_ids"]) for i in batch)
-            ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), longest), dtype=torch.long)
-            types = torch.zeros((len(batch), longest), dtype=torch.long)
-            for r, i in enumerate(batch):
-                f = feats[i][2]
-                ids[r, : len(f["input_ids"])] = torch.tensor(f["input_ids"])
-                mask[r, : len(f["input_ids"])] = 1
-                if "token_type_ids" in f:
-                    types[r, : len(f["input_ids"])] = torch.tensor(f["token_type_ids"])
+            ids, mask, types = _padded([feats[i][2] for i in batch], pad_id)
             extra = {"token_type_ids": types.to(device)} if typed else {}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=vectors, **extra)
