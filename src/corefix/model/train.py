@@ -34,12 +34,11 @@ import yaml
 
 from ..config import check_fields, coerce_setting, parse_override, read_yaml, setting_types
 from ..data.records import data_dirs, load_split, read_records
-from .calibrate import METRICS
 from .card import ModelCard
 from .decode import DecodePolicy
 from .features import WordFeatures, length_grouped_order, window_dataset
 from .inference import predict_words
-from .metrics import span_scores
+from .metrics import METRICS, span_scores
 from .network import DEFAULT_MODEL, configure_encoder, fit_token_types, load_tokenizer, new_model, save_trained
 from .precision import TRAINING_PRECISIONS, cpu_name, training_precision
 from .release import git_commit
