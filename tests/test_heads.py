@@ -241,3 +241,17 @@ def test_wer_parts_and_restoration_scores():
     assert dropped["wer_parts"]["deletions"] == 20.0 and "fill" not in dropped
     marked = restoration_scores([rec], [[span]], "mark")
     assert marked["wer_parts"]["substitutions"] == 20.0  # the mark stands where the word was
+
+
+def test_the_restorer_owns_the_gap_mode_and_the_fill_threshold(model_dir):
+    from corefix.model.options import InferenceOptions, RestoreOptions
+
+    r = Restorer.from_pretrained(model_dir, gaps="fill", fill_threshold=0.0, threshold=0.5)
+    assert r.options == RestoreOptions("fill", 0.0) and r.fill_threshold == 0.0
+    assert r.detector.policy.threshold == 0.5 and not hasattr(r.detector.options, "gaps")
+    default = Restorer.from_pretrained(model_dir)
+    assert default.gaps == "drop" and default.fill_threshold == default.heads.fill_threshold  # the card's
+    with pytest.raises(TypeError):
+        Restorer.from_pretrained(model_dir, InferenceOptions(), gaps="fill")
+    with pytest.raises(ValueError, match="gap mode"):
+        RestoreOptions(gaps="guess")
