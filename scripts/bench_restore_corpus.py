@@ -8,7 +8,7 @@ the peak memory of each command's whole process tree. Needs the ray extra (pip i
 """
 import argparse
 
-from corefix.model.restore_corpus_ray import compare_engines, markdown_table
+from corefix.model.timing import compare_engines, markdown_table
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -72,12 +72,13 @@ def tiny_data(tmp_path_factory, simulator):
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tiny_encoder, tiny_data):
-    """A tiny model trained for a few steps: (best model dir, run dir)."""
-    from corefix.model.train import TrainConfig, train
+    """A tiny model trained for a few steps, calibrated and given span heads: (best model dir, run dir)."""
+    from corefix.model.pipeline import train_model
+    from corefix.model.train import TrainConfig
 
     run = tmp_path_factory.mktemp("tiny-run")
     cfg = TrainConfig(model=tiny_encoder, data_dir=str(tiny_data), run_dir=str(run), max_length=64, stride=16,
                       batch_size=8, learning_rate=5e-3, max_steps=30, eval_every=15, eval_docs=6, log_every=5,
                       heads_train_docs=12, heads_validation_docs=6)
-    train(cfg, progress=False)
+    train_model(cfg, progress=False)
     return run / "best", run

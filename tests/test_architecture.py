@@ -6,8 +6,10 @@ from pathlib import Path
 from corefix.architecture import LAYERS, graph, imports, layer_of, mermaid, modules, reachable
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
-INFERENCE = ("model.predict", "model.restore", "model.restore_corpus", "model.inference", "model.decode", "model.heads")
+INFERENCE = ("model.predict", "model.restore", "model.pronouns", "model.restore_corpus", "model.inference",
+             "model.decode", "model.heads")
 SIMULATOR = {"data.simulate", "data.mentions", "data.settings", "data.dataset"}
+RESTORATION = {"model.predict", "model.restore", "model.pronouns", "model.heads", "nlp"}
 
 
 def test_every_import_points_to_the_same_or_a_lower_layer():
@@ -31,6 +33,10 @@ def test_inference_does_not_reach_the_simulator():
     g = graph()
     for m in INFERENCE:
         assert not reachable(m, g) & SIMULATOR, m
+
+
+def test_the_detector_reaches_nothing_of_restoration_or_spacy():
+    assert not reachable("model.inference", graph()) & RESTORATION
 
 
 def test_the_architecture_page_holds_the_current_diagram():

@@ -60,7 +60,8 @@ def test_training_with_evidence_on_a_mixture_saves_reloads_and_predicts(tiny_enc
     import shutil
 
     from corefix.model.inference import Detector
-    from corefix.model.train import TrainConfig, train
+    from corefix.model.pipeline import train_model
+    from corefix.model.train import TrainConfig
 
     second = tmp_path / "second"
     shutil.copytree(tiny_data, second, ignore=shutil.ignore_patterns(".cache"))
@@ -68,7 +69,7 @@ def test_training_with_evidence_on_a_mixture_saves_reloads_and_predicts(tiny_enc
     cfg = TrainConfig(model=tiny_encoder, data_dir=[str(tiny_data), str(second)], run_dir=str(run), max_length=64,
                       stride=16, batch_size=8, learning_rate=5e-3, max_steps=6, eval_every=3, eval_docs=4,
                       log_every=2, evidence=True, exclude_profiles=["resolvers"], calibration_docs=4)
-    train(cfg, progress=False)
+    train_model(cfg, progress=False)
     card = json.loads((run / "best" / "corefix.json").read_text())
     assert card["evidence"] and card["case_feature"] and set(card["simulator"]) == {str(tiny_data), str(second)}
     assert json.loads((run / "best" / "config.json").read_text())["type_vocab_size"] == 16

@@ -62,9 +62,12 @@ def test_training_fits_heads_into_the_card(model_dir):
 
 
 def test_heads_read_every_predicted_span(model_dir, fixed_spans):
-    d = Detector.load(model_dir)
-    assert d.heads is not None
-    spans = d.predict_spans([DAMAGED])[0]
+    r = Restorer.from_pretrained(model_dir)
+    assert r.heads is not None and r.fill_threshold == r.heads.fill_threshold
+    plain = r.detector.predict_spans([DAMAGED])[0]  # the detector detects: no pronoun, no gap
+    assert all(set(s) == {"start", "end", "label", "score"} for s in plain)
+    preds = r.detector.predict([DAMAGED], vectors=True)
+    spans = r.annotate([DAMAGED], preds, [r.detector.spans(p) for p in preds])[0]
     assert [(s["start"], s["label"]) for s in spans] == [(s["start"], s["label"]) for s in _fixed_spans()]
     for s in spans:
         if s["label"] == "SUB":
@@ -72,14 +75,14 @@ def test_heads_read_every_predicted_span(model_dir, fixed_spans):
         else:
             g = s["gap"]
             assert 0 <= g["destroyed"] <= 1 and 0 <= g["score"] <= 1
-            assert g["words"] == "" or g["words"] in d.heads.gap_classes[2:]
+            assert g["words"] == "" or g["words"] in r.heads.gap_classes[2:]
 
 
 def test_heads_load_from_safetensors_and_refuse_mismatches(model_dir, tmp_path):
     copy = tmp_path / "m"
     shutil.copytree(model_dir, copy)
-    a = Detector.load(model_dir).heads
-    b = Detector.load(copy).heads
+    a = Restorer.from_pretrained(model_dir).heads
+    b = Restorer.from_pretrained(copy).heads
     x = np.random.default_rng(0).normal(size=(3, a.pronoun.net[0].normalized_shape[0])).astype(np.float32)
     for pa, pb in zip(a.probabilities(x), b.probabilities(x)):
         np.testing.assert_allclose(pa, pb)
@@ -87,12 +90,13 @@ def test_heads_load_from_safetensors_and_refuse_mismatches(model_dir, tmp_path):
     card["heads"]["surface_features"] = 3
     (copy / "corefix.json").write_text(json.dumps(card))
     with pytest.raises(ValueError, match="refit"):
-        Detector.load(copy)
+        Restorer.from_pretrained(copy)
+    Detector.load(copy)  # the detector reads no heads
     card["heads"]["surface_features"] = a.card_fields()["surface_features"]
     (copy / "corefix.json").write_text(json.dumps(card))
     (copy / "heads.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="heads.safetensors"):
-        Detector.load(copy)
+        Restorer.from_pretrained(copy)
 
 
 def test_a_model_without_heads_uses_the_rules_and_drops(model_dir, tmp_path, fixed_spans):
@@ -237,3 +241,17 @@ def test_wer_parts_and_restoration_scores():
     assert dropped["wer_parts"]["deletions"] == 20.0 and "fill" not in dropped
     marked = restoration_scores([rec], [[span]], "mark")
     assert marked["wer_parts"]["substitutions"] == 20.0  # the mark stands where the word was
+
+
+def test_the_restorer_owns_the_gap_mode_and_the_fill_threshold(model_dir):
+    from corefix.model.options import InferenceOptions, RestoreOptions
+
+    r = Restorer.from_pretrained(model_dir, gaps="fill", fill_threshold=0.0, threshold=0.5)
+    assert r.options == RestoreOptions("fill", 0.0) and r.fill_threshold == 0.0
+    assert r.detector.policy.threshold == 0.5 and not hasattr(r.detector.options, "gaps")
+    default = Restorer.from_pretrained(model_dir)
+    assert default.gaps == "drop" and default.fill_threshold == default.heads.fill_threshold  # the card's
+    with pytest.raises(TypeError):
+        Restorer.from_pretrained(model_dir, InferenceOptions(), gaps="fill")
+    with pytest.raises(ValueError, match="gap mode"):
+        RestoreOptions(gaps="guess")

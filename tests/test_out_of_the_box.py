@@ -12,7 +12,9 @@ from corefix.model.card import ModelCard
 from corefix.model.inference import Detector, ModelWarning
 from corefix.model.network import ModelDirError, load_trained, save_compact
 from corefix.model.options import InferenceOptions
-from corefix.model.train import TrainConfig, Undertrained, train, undertrained_warning
+from corefix.model.pipeline import train_model
+from corefix.model.predict import Restorer
+from corefix.model.train import TrainConfig, undertrained_warning
 
 
 @pytest.fixture
@@ -159,9 +161,9 @@ def test_a_run_its_budget_cut_short_says_so_and_stops(tiny_encoder, tiny_data, t
 def frozen_model(tmp_path_factory, tiny_encoder, tiny_data):
     """A tiny model trained with frozen word-piece embeddings, as the shipped model is."""
     run = tmp_path_factory.mktemp("frozen-run")
-    train(TrainConfig(model=tiny_encoder, data_dir=str(tiny_data), run_dir=str(run), max_length=64, stride=16,
-                      batch_size=8, learning_rate=5e-3, max_steps=6, eval_every=6, eval_docs=3, calibration_docs=3,
-                      freeze_word_embeddings=True, heads_train_docs=6, heads_validation_docs=3), progress=False)
+    train_model(TrainConfig(model=tiny_encoder, data_dir=str(tiny_data), run_dir=str(run), max_length=64, stride=16,
+                            batch_size=8, learning_rate=5e-3, max_steps=6, eval_every=6, eval_docs=3, calibration_docs=3,
+                            freeze_word_embeddings=True, heads_train_docs=6, heads_validation_docs=3), progress=False)
     return run / "best"
 
 
@@ -177,7 +179,7 @@ def test_compact_storage_keeps_only_what_training_changed(frozen_model, tiny_dat
     pa, pb = a.predict(texts), b.predict(texts)
     for x, y in zip(pa, pb):
         assert abs(x.probs - y.probs).max() < 2e-2  # float16 storage
-    assert ModelCard.load(out).needs_reader == 4 and b.heads is not None
+    assert ModelCard.load(out).needs_reader == 4 and Restorer.from_pretrained(out).heads is not None
 
 
 def test_compact_model_refuses_a_different_base_encoder(frozen_model, tmp_path):

@@ -2,7 +2,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corefix.words import word_offsets
-from corefix.model.restore import GAP_MARK, apply_spans, choose_pronoun, gap_text, restore_text
+from corefix.model.pronouns import choose_pronoun
+from corefix.model.restore import GAP_MARK, apply_spans, gap_text, left_gap, restore_text
 
 
 def _span(text, frag, label, nth=0):
@@ -58,6 +59,13 @@ def test_gap_modes():
     assert restore_text(t, [span], "fill", 0.8)[0] == "he said the prize on Friday ."
     assert restore_text(t, [span], "mark")[0] == "he […] the prize on Friday ."
     assert restore_text(t, [span], "drop")[0] == "he the prize on Friday ."
+
+
+def test_one_function_says_whether_a_span_left_a_gap():
+    gap = {"destroyed": 0.5, "words": "said", "score": 0.85}
+    assert left_gap({"label": "DUP", "gap": gap})
+    assert not left_gap({"label": "DUP", "gap": {**gap, "destroyed": 0.49}})
+    assert not left_gap({"label": "DUP"}) and not left_gap({"label": "SUB", "pronoun": "he"})
 
 
 def test_learned_pronoun_or_rules():

@@ -14,7 +14,8 @@ import pytest
 from corefix.cli import main
 from corefix.model.options import InferenceOptions
 from corefix.model.restore_corpus import CorpusJob, iter_shards, restore_corpus
-from corefix.model.restore_corpus_ray import RayOptions, list_input, parse_file
+from corefix.data.corpus import list_input
+from corefix.model.restore_corpus_ray import RayOptions, parse_file
 
 needs_ray = pytest.mark.skipif(find_spec("ray") is None,
                                reason='Ray is not installed (pip install -e ".[ray]" runs these tests)')

@@ -40,7 +40,7 @@ def test_it_loads_in_a_few_seconds_with_no_path():
     start = time.perf_counter()
     restorer = corefix.load()
     assert time.perf_counter() - start < 20  # a few seconds; generous for a loaded CI machine
-    assert getattr(restorer, "heads", None) is not None or restorer.detector.heads is not None
+    assert restorer.heads is not None
     assert restorer.detector.card.evidence
 
 

@@ -286,3 +286,49 @@ def test_calibration_keeps_first_mentions_under_the_limit():
     tags = [p.tags(policy) for p in preds]
     assert policy.first_mention_bias > 0 and first_mention_flag_rate(texts, gold, tags)[0] <= FIRST_MENTION_LIMIT
     assert all(t[6] == "B-DUP" for t in tags) and "first_mention_bias" in cal
+
+
+def test_the_schedule_spans_the_run_under_several_processes(monkeypatch):
+    """Under accelerate launch with N processes the prepared scheduler steps N times per optimizer step:
+    the schedule must be N times as long, so the learning rate reaches zero at the last step, not at 1/N."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, PartialState
+
+    from corefix.model.train import make_optimizer, make_schedule
+
+    AcceleratorState._reset_state()
+    accelerator = Accelerator(cpu=True)
+    monkeypatch.setitem(PartialState._shared_state, "num_processes", 4)  # four processes, faked
+    assert AcceleratorState().num_processes == accelerator.num_processes == 4
+    cfg = TrainConfig(learning_rate=1.0, warmup_ratio=0.2)
+    model = torch.nn.Linear(2, 2)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_schedule(optimizer, cfg, total_steps=10, num_processes=accelerator.num_processes)
+    assert scheduler.lr_lambdas[0](40) == 0.0 and scheduler.lr_lambdas[0](39) > 0  # 10 steps x 4 processes
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    rates = []
+    for _ in range(10):
+        optimizer.step()
+        scheduler.step()
+        rates.append(scheduler.get_last_lr()[0])
+    assert rates[1] == max(rates) == 1.0  # warmup: 2 of the 10 optimizer steps
+    assert all(r > 0 for r in rates[:-1]) and rates[-1] == 0.0
+
+
+def test_the_running_loss_is_the_mean_since_the_last_log_across_epochs(tiny_encoder, tiny_data, tmp_path, monkeypatch):
+    """A log window that straddles an epoch's end averages every batch in it, not only the new epoch's."""
+    from corefix.model import train as train_module
+    from corefix.model.train import RunningLoss
+
+    running = RunningLoss()
+    for loss in (1.0, 2.0, 3.0):
+        running.add(loss)
+    assert running.take() == 2.0 and running.take() == 0.0
+    monkeypatch.setattr(train_module, "training_step", lambda *args: 1.0)  # every batch's loss is 1
+    train(TrainConfig(model=tiny_encoder, data_dir=str(tiny_data), run_dir=str(tmp_path), max_length=64, stride=16,
+                      batch_size=8, train_limit=6, max_steps=12, log_every=5, eval_every=1000, eval_docs=2),
+          progress=False)
+    log = _log(tmp_path)
+    assert [r["loss"] for r in log if "loss" in r] == [1.0, 1.0]
+    assert json.loads((tmp_path / "last" / "progress.json").read_text())["epoch"] >= 1  # epochs were crossed

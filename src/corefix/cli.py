@@ -14,33 +14,27 @@ import sys
 from pathlib import Path
 
 from .model.decode import DECODINGS
-from .model.options import GAP_MODES, PRECISIONS
+from .model.options import GAP_MODES, MEASURES, PRECISIONS
 
 
 class UserError(Exception):
     """An error with a message meant for the user (no traceback)."""
 
 
+INFERENCE_FLAGS = {  # the flags of every command that runs a trained model, and their help
+    "--batch-size": ({"type": int}, "windows per forward pass (default: 8 on CPU, 64 on GPU)"),
+    "--threshold": ({"type": float}, "flag a word when P(inserted) >= this (default: the threshold chosen in training)"),
+    "--overlap": ({"type": int}, "tokens shared by neighbouring windows (default: the training stride; fewer is faster, a few words near window edges then see less context)"),
+    "--precision": ({"choices": PRECISIONS, "default": "fp32"}, "inference precision: fp32 exact (the default); bf16 faster where the CPU computes it natively (AVX512-BF16, AMX) or on a GPU, much slower where it is emulated (a warning says so); int8 faster on CPU at some accuracy; auto: bf16 where native, fp32 elsewhere"),
+    "--decoding": ({"choices": DECODINGS}, "read tags off the probabilities as the best valid IOB2 path, or word by word (default: the one chosen in training)"),
+    "--gaps": ({"choices": GAP_MODES, "default": "drop"}, "where a removed copy had destroyed words: drop (delete the copy, the default), mark (put […] there) or fill (the destroyed words, where the gap head is confident above the threshold chosen on validation data; needs a model with span heads)"),
+}
+
+
 def _add_inference_options(p):
     """The options of every command that runs a trained model."""
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="windows per forward pass (default: 8 on CPU, 64 on GPU)")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="flag a word when P(inserted) >= this (default: the threshold chosen in training)")
-    p.add_argument("--overlap", type=int, default=None,
-                   help="tokens shared by neighbouring windows (default: the training stride; "
-                        "32 was 0-19 %% faster, within 0.15 points of F1)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="inference precision: fp32 exact (the default); bf16 faster where the CPU computes it natively "
-                        "(AVX512-BF16, AMX) or on a GPU, much slower where it is emulated (a warning says so); "
-                        "int8 faster on CPU at some accuracy; auto: bf16 where native, fp32 elsewhere"),
-    p.add_argument("--decoding", choices=DECODINGS, default=None,
-                   help="read tags off the probabilities as the best valid IOB2 path, or word by word "
-                        "(default: the one chosen in training)")
-    p.add_argument("--gaps", choices=GAP_MODES, default="drop",
-                   help="where a removed copy had destroyed words: drop (delete the copy, the default), "
-                        "mark (put […] there) or fill (the destroyed words, where the gap head is confident "
-                        "above the threshold chosen on validation data; needs a model with span heads)")
+    for flag, (settings, help_text) in INFERENCE_FLAGS.items():
+        p.add_argument(flag, **settings, help=help_text)
 
 
 def _inference_options(args):
@@ -54,7 +48,14 @@ def _inference_options(args):
     if args.overlap is not None and args.overlap < 0:
         raise UserError("--overlap must be 0 or more")
     return InferenceOptions(batch_size=args.batch_size, threshold=args.threshold, precision=args.precision,
-                            overlap=args.overlap, decoding=args.decoding, gaps=args.gaps)
+                            overlap=args.overlap, decoding=args.decoding)
+
+
+def _restore_options(args):
+    """The RestoreOptions of a command, built from its flags."""
+    from .model.options import RestoreOptions
+
+    return RestoreOptions(gaps=args.gaps)
 
 
 def _add_make_dataset(sub):
@@ -76,18 +77,12 @@ def _add_make_dataset(sub):
 
 
 def _run_make_dataset(args):
-    from .data.dataset import damage_stats, format_stats
-    from .data.records import SPLITS, read_jsonl
+    from .data.dataset import folder_stats, format_stats
 
     if args.stats:
-        d = Path(args.stats)
-        per_split = {}
-        for s in SPLITS:
-            f = d / f"{s}.jsonl"
-            if f.exists():
-                per_split[s] = damage_stats(read_jsonl(f))
+        per_split = folder_stats(args.stats)
         if not per_split:
-            raise UserError(f"{d}: no train/validation/test .jsonl files")
+            raise UserError(f"{Path(args.stats)}: no train/validation/test .jsonl files")
         print(format_stats(per_split))
         return
     if not args.corpus or not args.out:
@@ -109,8 +104,7 @@ def _run_make_dataset(args):
     counts = build_dataset(articles, args.out, Simulator(settings), args.samples_per_article, args.processes,
                            splits=tuple(args.splits))
     print(json.dumps(counts))
-    per_split = {s: damage_stats(read_jsonl(Path(args.out) / f"{s}.jsonl")) for s in counts if counts[s]}
-    print(format_stats(per_split))
+    print(format_stats(folder_stats(args.out, [s for s in counts if counts[s]])))
 
 
 def _add_train(sub):
@@ -122,11 +116,12 @@ def _add_train(sub):
 
 
 def _run_train(args):
-    from .model.train import TrainConfig, Undertrained, train
+    from .model.pipeline import train_model
+    from .model.train import TrainConfig, Undertrained
 
     cfg = TrainConfig.from_yaml(args.config, args.overrides)
     try:
-        best = train(cfg, resume=not args.no_resume)
+        best = train_model(cfg, resume=not args.no_resume)
     except Undertrained as e:
         print(json.dumps({"run_dir": cfg.run_dir, "best": e.best, "warning": str(e)}, indent=2))
         print(f"corefix train: undertrained: {e}; not calibrated, no span heads fitted", file=sys.stderr)
@@ -170,16 +165,12 @@ def _run_calibrate(args):
 
 def _training_split(model_dir: Path, split: str, limit: int | None):
     """``(description, records)``: a split of the data the model was trained on (every folder of a mixture)."""
-    from .data.records import data_dirs, read_records
-    from .model.card import ModelCard
+    from .model.pipeline import training_split
 
-    cfg = ModelCard.load(model_dir).train_config
-    dirs = data_dirs(cfg.get("data_dir") or ".")
     try:
-        records = read_records(dirs, split, limit, tuple(cfg.get("exclude_profiles") or ()))
+        return training_split(model_dir, split, limit)
     except FileNotFoundError as e:
         raise UserError(f"{e} (give the labelled articles with --data)") from None
-    return ", ".join(str(d / f"{split}.jsonl") for d in dirs), records
 
 
 def _add_fit_heads(sub):
@@ -268,8 +259,7 @@ def _add_evaluate(sub):
 
 
 def _run_evaluate(args):
-    from .data.records import read_jsonl
-    from .model.evaluate import evaluate, format_restoration, format_summary, format_table, write_report
+    from .model.reports import evaluate_files, probe_quotes
 
     if not args.data and not args.quotes:
         raise UserError("evaluate needs --data FILE ... (or --quotes MARKDOWN)")
@@ -277,58 +267,18 @@ def _run_evaluate(args):
     for data in files:
         if not data.is_file():
             raise UserError(f"{data}: no such file")
-    detector = None
+    restorer = None
     if not args.baselines_only:
-        from .model.inference import Detector
+        from .model.predict import Restorer
 
-        detector = Detector.load(args.model, _inference_options(args))
+        restorer = Restorer.from_pretrained(args.model, _inference_options(args), _restore_options(args))
     if args.quotes:
-        _probe_quotes(args.quotes, detector)
-    results = {}
-    for data in files:
-        records = read_jsonl(data)[: args.limit]
-        if not records:
-            raise UserError(f"{data}: no records")
-        heads = detector.heads if detector else None
-        predictions = detector.predict([r["text"] for r in records], progress=True, vectors=heads is not None) if detector else None
-        result = evaluate(records, predictions, detector.policy if detector else None, heads=heads)
-        result.update({"data": str(data), "model_dir": args.model,
-                       "precision": detector.precision.precision if detector else None,
-                       "overlap": detector.stride if detector else None})
-        name = f"{data.parent.name}-{data.stem}"
-        results[name] = result
-        print(f"\n{data} ({len(records)} articles)\n{format_table(result)}")
-        if "restoration" in result:
-            print("\n" + format_restoration(result["restoration"]))
-        if args.out:
-            out = Path(args.out) / name / "metrics.json" if len(files) > 1 else Path(args.out)
-            report = write_report(result, out.parent, title=f"corefix evaluation: {data}")
-            if out.name != "metrics.json":
-                out.write_text(json.dumps(result, indent=2), encoding="utf-8")
-            print(f"wrote {out} and {report}", file=sys.stderr)
-    if len(results) > 1:
-        print("\n" + format_summary(results))
-        if args.out:
-            (Path(args.out) / "summary.md").write_text(format_summary(results) + "\n", encoding="utf-8")
-
-
-def _probe_quotes(path, detector):
-    from .model.evaluate import blockquotes, probe
-
-    if detector is None:
-        raise UserError("--quotes needs --model DIR")
-    source = Path(path)
-    if not source.is_file():
-        raise UserError(f"{source}: no such file")
-    texts = blockquotes(source.read_text(encoding="utf-8"))
-    if not texts:
-        raise UserError(f"{source}: no blockquotes")
-    result = probe(texts, detector.predict(texts), detector.policy)
-    for item in result["items"]:
-        flagged = "; ".join(f"{s['label']} {s['text']!r}" for s in item["flagged"]) or "nothing"
-        print(f"- {item['text'][:70]!r}...: {flagged}")
-    print(f"{source}: {len(texts)} quotes, first mentions flagged: {result['first_mentions_flagged']} of "
-          f"{result['first_mentions']} ({100 * result['first_mention_flag_rate']:.1f} %)")
+        if restorer is None:
+            raise UserError("--quotes needs --model DIR")
+        if not Path(args.quotes).is_file():
+            raise UserError(f"{Path(args.quotes)}: no such file")
+        probe_quotes(Path(args.quotes), restorer.detector)
+    evaluate_files(files, restorer, args.out, args.limit, args.model)
 
 
 def _add_predict(sub):
@@ -349,6 +299,7 @@ def _run_predict(args):
     from .data.corpus import read_inputs
     from .model.network import ModelDirError, check_model_dir
     from .model.predict import Restorer
+    from .model.render import output_targets, write_outputs
 
     failures = []
 
@@ -362,61 +313,24 @@ def _run_predict(args):
     if not articles:
         raise UserError("no readable article in the input" if failures else "the input holds no article")
     inputs = {f.resolve() for f in files}
-    out = Path(args.output) if args.output else None
-    per_article = out is not None and (out.is_dir() or args.output.endswith(("/", "\\")))
-    targets = [out / f"{_safe_name(a.id)}.{_EXT[args.format]}" for a in articles] if per_article else ([out] if out else [])
+    targets, per_article = output_targets(args.output, [a.id for a in articles], args.format)
     for t in targets:
         if t.resolve() in inputs:
             raise UserError(f"{t}: output would overwrite an input file")
     try:
-        restorer = Restorer.from_pretrained(args.model, options)
+        restorer = Restorer.from_pretrained(args.model, options, _restore_options(args))
     except ModelDirError:
         raise
     except Exception as e:  # a corrupt config or weights file: say which directory
         raise UserError(f"{args.model}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     results = restorer.restore_many([a.text for a in articles], [a.id for a in articles],
                                     progress=len(articles) > 1 and sys.stderr.isatty() or len(articles) > 20)
-    if per_article:
-        out.mkdir(parents=True, exist_ok=True)
-        for rec, t in zip(results, targets):
-            t.write_text(_render(args.format, [rec]), encoding="utf-8", newline="")
-    else:
-        body = _render(args.format, results)
-        if out:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(body, encoding="utf-8", newline="")
-        else:
-            sys.stdout.write(body)
-            sys.stdout.flush()
+    write_outputs(results, targets, args.format, per_article)
     n_spans = sum(len(r.spans) for r in results)
     print(f"restored {len(results)} articles ({n_spans} spans)" + (f", {len(failures)} inputs failed" if failures else ""),
           file=sys.stderr)
     if failures:
         raise SystemExit(1)
-
-
-_EXT = {"text": "txt", "jsonl": "jsonl", "html": "html"}
-
-
-def _safe_name(art_id: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", art_id).strip("._") or "article"
-
-
-def _render(fmt: str, results) -> str:
-    from .model.render import to_html, to_jsonl_line
-
-    if fmt == "jsonl":
-        return "".join(to_jsonl_line(r) + "\n" for r in results)
-    if fmt == "html":
-        return to_html(results)
-    if len(results) == 1:
-        return results[0].restored
-    return "".join(f"==> {r.id} <==\n{r.restored}\n\n" for r in results)
-
-
-MEASURES = ("prediction", "restoration", "training", "memory")
 
 
 def _add_benchmark(sub):
@@ -484,7 +398,7 @@ def _run_restore_corpus(args):
     job = CorpusJob(args.model, args.input, args.output, args.text_field, args.id_field,
                     shard_size=args.shard_size, num_workers=1 if args.num_workers is None else args.num_workers,
                     format=args.format,
-                    split=args.split, options=_inference_options(args))
+                    split=args.split, options=_inference_options(args), restoration=_restore_options(args))
     if args.engine == "ray":
         from .model.restore_corpus_ray import RayNotInstalled, RayOptions, restore_corpus_ray
 
@@ -509,13 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="corefix", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_make_dataset(sub)
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
+    for add in (_add_make_dataset, _add_train, _add_calibrate, _add_fit_heads, _add_package_model, _add_evaluate,
+                _add_predict, _add_benchmark, _add_restore_corpus):
+        add(sub)
     return parser
-
-
-_EXTRA_COMMANDS: list = [_add_train, _add_calibrate, _add_fit_heads, _add_package_model, _add_evaluate, _add_predict, _add_benchmark, _add_restore_corpus]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -129,22 +131,24 @@ def _looks_like_hub_id(s: str) -> bool:
         (".jsonl", ".json", ".csv", ".txt", ".parquet"))
 
 
+def json_record(line: str) -> tuple[dict | None, str | None]:
+    """One JSONL line as ``(record, None)``, or ``(None, why)`` when it is not a JSON object."""
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as e:
+        return None, f"invalid JSON ({e.msg})"
+    return (rec, None) if isinstance(rec, dict) else (None, "not a JSON object")
+
+
 def _iter_jsonl(path: Path, report: LoadReport):
     with open(path, encoding="utf-8", errors="strict") as f:
         try:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    report.malformed(f"{path}:{lineno}", f"invalid JSON ({e.msg})")
-                    yield None
-                    continue
-                if not isinstance(rec, dict):
-                    report.malformed(f"{path}:{lineno}", "not a JSON object")
-                    yield None
-                    continue
+                rec, why = json_record(line)
+                if why:
+                    report.malformed(f"{path}:{lineno}", why)
                 yield rec
         except UnicodeDecodeError as e:
             raise CorpusError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
@@ -242,3 +246,110 @@ def read_inputs(sources: list[str], text_field: str = "text", id_field: str = "i
         except OSError as e:
             complain(f"{path}: {e.strerror or e}")
     return articles, files
+
+
+# ---------------------------------------------------------------- files by their bytes (the Ray engine's reading)
+# The same records as :func:`iter_corpus` reads from local files, read from the bytes of each file on any
+# pyarrow filesystem (local, ``s3://``...), a record that cannot be read becoming a problem, not an error.
+
+FILE_KINDS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".txt": "txt"}
+
+
+@dataclass(frozen=True)
+class InputFiles:
+    """The files of one input, found on its filesystem."""
+    source: str  # as given
+    kind: str  # jsonl, csv, tsv, parquet or txt
+    root: str  # the folder the files are named from (a one-file input: its folder)
+    paths: tuple[str, ...]  # on the filesystem, without a scheme
+    single: bool  # one file given (ids and messages then read as the local engine's)
+    local: bool  # on this machine's filesystem
+
+    def shown(self, path: str) -> str:
+        """A file's name in messages, as the local engine writes it."""
+        if self.single:
+            return self.source
+        rel = posixpath.relpath(path, self.root)
+        return str(Path(self.source) / rel) if self.local else f"{self.source.rstrip('/')}/{rel}"
+
+    def id_prefix(self, path: str) -> str:
+        """What goes before ``doc-NNNNNN`` of an id-less record: the file's name when there are several."""
+        return "" if self.single else posixpath.splitext(posixpath.relpath(path, self.root))[0] + "/"
+
+
+def filesystem(location: str):
+    """The pyarrow filesystem of ``location`` (a local path or a URI) and the path on it."""
+    import pyarrow.fs as pafs
+
+    if "://" in location:
+        return pafs.FileSystem.from_uri(location)
+    return pafs.LocalFileSystem(), os.path.abspath(location)
+
+
+def list_input(source: str) -> InputFiles:
+    """The files of ``source`` and their kind (a folder: its ``.txt`` files, else its one kind of data file)."""
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(source)
+    local = isinstance(fs, pafs.LocalFileSystem)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.File:
+        kind = FILE_KINDS.get(posixpath.splitext(path)[1].lower())
+        if kind is None:
+            raise CorpusError(f"{source}: unknown corpus format (use .jsonl, .csv, .tsv, .parquet, .txt or a folder)")
+        return InputFiles(source, kind, posixpath.dirname(path), (path,), True, local)
+    if info.type != pafs.FileType.Directory:
+        raise CorpusError(f"{source}: no such file or folder (the ray engine reads files and folders, local or "
+                          "any pyarrow filesystem URI; hub datasets need --engine local)")
+    files = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
+                   if i.type == pafs.FileType.File)
+    txt = tuple(f for f in files if f.endswith(".txt"))
+    if txt:
+        return InputFiles(source, "txt", path, txt, False, local)
+    data = [f for f in files if not posixpath.basename(f).startswith((".", "_"))
+            and posixpath.splitext(f)[1].lower() in FILE_KINDS]
+    kinds = {FILE_KINDS[posixpath.splitext(f)[1].lower()] for f in data}
+    if len(kinds) != 1:
+        found = (f"mixes {', '.join(sorted(kinds))} files" if kinds
+                 else "has no .txt, .jsonl, .csv, .tsv or .parquet files")
+        raise CorpusError(f"{source}: folder {found}")
+    return InputFiles(source, kinds.pop(), path, tuple(data), False, local)
+
+
+def file_records(data: bytes, kind: str, shown: str, rel: str):
+    """(record or None, problem or None) for each record of one file's bytes, in order."""
+    if kind == "txt":
+        try:
+            yield {"id": posixpath.splitext(rel)[0], "text": decode_text(data, shown)}, None
+        except CorpusError as e:
+            yield None, str(e)
+        return
+    if kind == "jsonl":  # lines as Python's text files read them (\n, \r\n, \r); each decoded on its own
+        for lineno, raw in enumerate(data.splitlines(), 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield None, f"{shown}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start})"
+                continue
+            if not line.strip():
+                continue
+            rec, why = json_record(line)
+            yield rec, why and f"{shown}:{lineno}: {why}"
+        return
+    import pyarrow as pa
+
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            batches = pq.ParquetFile(pa.BufferReader(data)).iter_batches()
+        else:
+            import pyarrow.csv as pcsv
+
+            parse = pcsv.ParseOptions(delimiter="\t" if kind == "tsv" else ",")
+            batches = pcsv.read_csv(pa.BufferReader(data), parse_options=parse).to_batches()
+        for batch in batches:
+            for rec in batch.to_pylist():
+                yield rec, None
+    except (pa.ArrowException, OSError) as e:
+        yield None, f"{shown}: unreadable {kind} file ({str(e).splitlines()[0] if str(e) else type(e).__name__})"

@@ -111,6 +111,14 @@ def _tail_length(text: str, spans: list[dict]) -> int:
     return n
 
 
+def folder_stats(folder: str | Path, splits=None) -> dict[str, dict[str, float]]:
+    """:func:`damage_stats` of each split file of a built dataset folder (every split there, or ``splits``)."""
+    from .records import SPLITS, read_jsonl
+
+    files = {s: Path(folder) / f"{s}.jsonl" for s in (splits or SPLITS)}
+    return {s: damage_stats(read_jsonl(f)) for s, f in files.items() if f.exists()}
+
+
 def format_stats(per_split: dict[str, dict[str, float]]) -> str:
     """A markdown table of the measures per split beside the real article."""
     names = list(per_split)

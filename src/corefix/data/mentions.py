@@ -71,31 +71,95 @@ def _other_key(span) -> str:
     return " ".join(words)
 
 
-def find_clusters(doc, window: int = 60) -> list[Cluster]:
-    """Group the mentions of a spaCy ``Doc`` into clusters (in document order)."""
-    clusters: dict[tuple[str, str], Cluster] = {}
-    taken: set[int] = set()
-    # (token index, cluster) of every mention so far, for antecedent search
-    history: list[tuple[int, Cluster]] = []
+class _Clusterer:
+    """The clusters of one document as its mentions are read in order (:func:`find_clusters`)."""
 
-    def add(key, label, mention, gender=None):
-        cl = clusters.get(key)
+    def __init__(self, doc, window: int):
+        self.doc, self.window = doc, window
+        self.clusters: dict[tuple[str, str], Cluster] = {}
+        self.taken: set[int] = set()
+        self.history: list[tuple[int, Cluster]] = []  # (token index, cluster) of every mention so far
+
+    def add(self, key, label, mention, gender=None):
+        cl = self.clusters.get(key)
         if cl is None:
-            cl = clusters[key] = Cluster(label=label)
+            cl = self.clusters[key] = Cluster(label=label)
         cl.mentions.append(mention)
         if gender and cl.gender is None:
             cl.gender = gender
-        taken.update(range(mention.start, mention.end))
-        history.append((mention.start, cl))
+        self.taken.update(range(mention.start, mention.end))
+        self.history.append((mention.start, cl))
 
-    def antecedent(i: int, want) -> Cluster | None:
-        for j, cl in reversed(history):
-            if i - j > window:
+    def antecedent(self, i: int, want) -> Cluster | None:
+        for j, cl in reversed(self.history):
+            if i - j > self.window:
                 return None
             if want(cl):
                 return cl
         return None
 
+    def attach(self, cl: Cluster, mention: Mention) -> None:
+        """``mention`` joins the antecedent's cluster ``cl``."""
+        cl.mentions.append(mention)
+        self.history.append((mention.start, cl))
+        self.taken.update(range(mention.start, mention.end))
+
+    def entity(self, ent) -> int:
+        """A named entity's mention; the index after it."""
+        doc = self.doc
+        start, end = ent.start, ent.end
+        # strip a trailing possessive and leading determiners / punctuation
+        while end > start and (doc[end - 1].tag_ == "POS" or doc[end - 1].is_punct):
+            end -= 1
+        if ent.label_ == "PERSON":
+            start = _extend_with_titles(doc, start)
+        elif ent.label_ != "NORP" and start > 0 and doc[start - 1].lower_ == "the":
+            start -= 1  # resolvers' mentions are noun phrases: "the State Duma"
+        if end > start and not self.taken.intersection(range(start, end)):
+            span = doc[start:end]
+            title = span[0].text.lower().rstrip(".")
+            gender = "m" if title in MALE_TITLES else "f" if title in FEMALE_TITLES else None
+            key = (ent.label_, _person_key(span) if ent.label_ == "PERSON" else _other_key(span))
+            self.add(key, ent.label_, Mention(start, end, "name", span.text), gender)
+        return ent.end
+
+    def pronoun(self, i: int, tok) -> None:
+        """A pronoun joins the nearest earlier cluster it can stand for."""
+        info = PRONOUNS[tok.text.lower()]
+        if info.number == "plural":
+            cl = self.antecedent(i, lambda c: c.label in {"GROUP", "ORG"})
+        elif info.gender == "n":
+            cl = self.antecedent(i, lambda c: c.label in NON_PERSON)
+        else:
+            g = info.gender
+            cl = self.antecedent(i, lambda c: c.label == "PERSON" and c.gender in (None, g))
+        if cl is not None:
+            self.attach(cl, Mention(i, i + 1, "pronoun", tok.text))
+            if info.gender in ("m", "f") and cl.gender is None:
+                cl.gender = info.gender
+
+    def nominal(self, chunk) -> int | None:
+        """A definite noun phrase ("the company", "the ministers") as a mention; the index after it, or None."""
+        head = chunk.root
+        if head.i != chunk.end - 1 or self.taken.intersection(range(chunk.start, chunk.end)):
+            return None
+        if head.tag_ == "NNS":
+            self.add(("GROUP", chunk.text.lower()), "GROUP", Mention(chunk.start, chunk.end, "nominal", chunk.text))
+            return chunk.end
+        kind = NOMINAL_HEADS.get(head.text.lower())
+        if kind is None:
+            return None
+        want = (lambda c: c.label in NON_PERSON) if kind != "PERSON" else (lambda c: c.label == "PERSON")
+        cl = self.antecedent(chunk.start, want)
+        if cl is None:
+            return None
+        self.attach(cl, Mention(chunk.start, chunk.end, "nominal", chunk.text))
+        return chunk.end
+
+
+def find_clusters(doc, window: int = 60) -> list[Cluster]:
+    """Group the mentions of a spaCy ``Doc`` into clusters (in document order)."""
+    found = _Clusterer(doc, window)
     ents_by_start = {e.start: e for e in doc.ents if e.label_ in ENTITY_LABELS}
     chunks_by_start = {c.start: c for c in doc.noun_chunks}
     i = 0
@@ -104,62 +168,20 @@ def find_clusters(doc, window: int = 60) -> list[Cluster]:
         tok = doc[i]
         ent = ents_by_start.get(i)
         if ent is not None:
-            start, end = ent.start, ent.end
-            # strip a trailing possessive and leading determiners / punctuation
-            while end > start and (doc[end - 1].tag_ == "POS" or doc[end - 1].is_punct):
-                end -= 1
-            if ent.label_ == "PERSON":
-                start = _extend_with_titles(doc, start)
-            elif ent.label_ != "NORP" and start > 0 and doc[start - 1].lower_ == "the":
-                start -= 1  # resolvers' mentions are noun phrases: "the State Duma"
-            if end > start and not taken.intersection(range(start, end)):
-                span = doc[start:end]
-                title = span[0].text.lower().rstrip(".")
-                gender = "m" if title in MALE_TITLES else "f" if title in FEMALE_TITLES else None
-                key = (ent.label_, _person_key(span) if ent.label_ == "PERSON" else _other_key(span))
-                add(key, ent.label_, Mention(start, end, "name", span.text), gender)
-            i = ent.end
+            i = found.entity(ent)
             continue
-        low = tok.text.lower()
-        if low in PRONOUNS and tok.tag_ in {"PRP", "PRP$"}:
-            info = PRONOUNS[low]
-            if info.number == "plural":
-                cl = antecedent(i, lambda c: c.label in {"GROUP", "ORG"})
-            elif info.gender == "n":
-                cl = antecedent(i, lambda c: c.label in NON_PERSON)
-            else:
-                g = info.gender
-                cl = antecedent(i, lambda c: c.label == "PERSON" and c.gender in (None, g))
-            if cl is not None:
-                cl.mentions.append(Mention(i, i + 1, "pronoun", tok.text))
-                if info.gender in ("m", "f") and cl.gender is None:
-                    cl.gender = info.gender
-                history.append((i, cl))
-                taken.add(i)
+        if tok.text.lower() in PRONOUNS and tok.tag_ in {"PRP", "PRP$"}:
+            found.pronoun(i, tok)
             i += 1
             continue
         chunk = chunks_by_start.get(i)
         if chunk is not None and chunk[0].text.lower() == "the" and 2 <= len(chunk) <= 4:
-            head = chunk.root
-            if head.i == chunk.end - 1 and not taken.intersection(range(chunk.start, chunk.end)):
-                head_low = head.text.lower()
-                if head.tag_ == "NNS":
-                    key = ("GROUP", chunk.text.lower())
-                    add(key, "GROUP", Mention(chunk.start, chunk.end, "nominal", chunk.text))
-                    i = chunk.end
-                    continue
-                kind = NOMINAL_HEADS.get(head_low)
-                if kind is not None:
-                    want = (lambda c: c.label in NON_PERSON) if kind != "PERSON" else (lambda c: c.label == "PERSON")
-                    cl = antecedent(chunk.start, want)
-                    if cl is not None:
-                        cl.mentions.append(Mention(chunk.start, chunk.end, "nominal", chunk.text))
-                        history.append((chunk.start, cl))
-                        taken.update(range(chunk.start, chunk.end))
-                        i = chunk.end
-                        continue
+            after = found.nominal(chunk)
+            if after is not None:
+                i = after
+                continue
         i += 1
-    out = [c for c in clusters.values() if len(c.mentions) >= 1]
+    out = [c for c in found.clusters.values() if len(c.mentions) >= 1]
     out.sort(key=lambda c: c.mentions[0].start)
     for c in out:
         c.mentions.sort(key=lambda m: m.start)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..lexicon import PRONOUNS, TITLE_ABBREVIATIONS, pronoun_for
 from ..nlp import load_nlp
@@ -30,7 +30,6 @@ from .mentions import Cluster, Mention, find_clusters
 from .settings import Profile, SimulatorSettings
 
 DATELINES = ["LONDON", "MOSCOW", "WASHINGTON", "PARIS", "BRUSSELS", "NEW YORK", "BERLIN", "TOKYO", "EDINBURGH"]
-NEWLINE = "\n"
 
 
 @dataclass
@@ -61,7 +60,6 @@ class Damaged:
     spans: list[dict]
     profile: str
     style: str
-    meta: dict = field(default_factory=dict)
 
     def to_record(self) -> dict:
         words = word_offsets(self.text)
@@ -157,7 +155,7 @@ def _surface_tokens(doc, style: str, profile: Profile, rng: random.Random) -> li
         if t.is_space:
             # kept as an empty token so that indices stay those of spaCy's doc
             if "\n" in t.text and toks:
-                toks[-1].ws = NEWLINE
+                toks[-1].ws = "\n"
             toks.append(Tok("", "", space=True))
             continue
         if drop[t.i]:
@@ -208,6 +206,14 @@ def _span_text(toks: list[Tok], start: int, end: int) -> str:
 
 
 def _plan(toks, clusters, profile: Profile, style: str, rng: random.Random, has_dateline: bool):
+    """The edits of one article and its overflow tail: the drift, the rewrites, then where each lands."""
+    drift = _drift(toks, profile, style, rng)
+    rewrites = _rewrites(toks, clusters, profile, rng, has_dateline)
+    return _edits(toks, rewrites, drift, profile, rng)
+
+
+def _drift(toks, profile: Profile, style: str, rng: random.Random) -> list[int]:
+    """Per token, how far the applier's index is shifted by the disagreements before it."""
     n = len(toks)
     # drift: the applier's index is shifted by each disagreement before a token
     drift = [0] * (n + 1)
@@ -220,8 +226,12 @@ def _plan(toks, clusters, profile: Profile, style: str, rng: random.Random, has_
             p = profile.drift.punct if style == "tokenized" else (profile.drift.punct_raw if not t.ws or (i and not toks[i - 1].ws) else 0.0)
             d += rng.random() < p
     drift[n] = min(d, profile.drift.max) if profile.drift.enabled else 0
+    return drift
 
-    rewrites = []  # (mention, representative text, label restore info)
+
+def _rewrites(toks, clusters, profile: Profile, rng: random.Random, has_dateline: bool) -> list[tuple]:
+    """``(mention, text)`` of each mention the cluster's representative (or a pronoun) overwrites."""
+    rewrites = []  # (mention, the text that overwrites it)
     person_reps: list[tuple[int, str]] = []  # (position, representative) of person clusters
     for ci, cl in enumerate(clusters):
         rep_m = _choose_representative(cl, profile, rng)
@@ -262,7 +272,12 @@ def _plan(toks, clusters, profile: Profile, style: str, rng: random.Random, has_
             if m.kind == "pronoun" and PRONOUNS[m.text.lower()].case == "poss" and rng.random() < profile.variants.possessive_s:
                 text = text + ("'s" if not text.endswith("s") else "'")
             rewrites.append((m, text))
+    return rewrites
 
+
+def _edits(toks, rewrites: list[tuple], drift: list[int], profile: Profile, rng: random.Random):
+    """Where each rewrite lands (drifted, maybe at a wrong position) as edits, and the overflow tail."""
+    n = len(toks)
     rewrites.sort(key=lambda r: r[0].start)
     edits: list[Edit] = []
     tail: list[str] = []

@@ -5,9 +5,11 @@
   ``pipeline("token-classification")`` on the same model and articles (given a
   ``stride`` so it sees whole articles), in words per second, with the share
   of words on which both make the same decision;
-- training: corefix's loop (length-grouped batches, dynamic padding, bf16
-  autocast where set) against the same model and batch size padded to the
-  maximum length in fp32, in real (non-pad) tokens per second;
+- training: corefix's training step (:func:`corefix.model.train.training_step`:
+  the class-weighted loss, ``accelerate`` with bf16 where set, AdamW and the
+  schedule) on its length-grouped, dynamically padded batches, against a plain
+  step of the same model and batch size padded to the maximum length in fp32,
+  in real (non-pad) tokens per second;
 - restoration: the whole predict path with the span heads (gaps filled)
   against the same detector restoring with the pronoun rules alone;
 - peak resident memory predicting one article of 1,000, 10,000 and 100,000
@@ -20,10 +22,8 @@ cancels out.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -39,7 +39,8 @@ from .inference import Detector
 from .metrics import micro, span_scores
 from .network import DEFAULT_MODEL, check_model_dir, configure_encoder, fit_token_types, load_tokenizer, new_model
 from .precision import cpu_name, training_precision
-from .options import InferenceOptions
+from .options import MEASURES, InferenceOptions
+from .timing import bench_memory
 
 
 def _median_spread(values: list[float]) -> dict:
@@ -124,13 +125,13 @@ def bench_restoration(model_dir: str, records: list[dict], repeats: int = 3, bat
     """Words/s of the whole restoration (detection, then what goes in place of each span, then the text)
     with the model's span heads filling gaps, against the same detector restoring as before the heads
     (the pronoun rules, copies dropped), in interleaved rounds. None for a model without heads."""
+    from .options import RestoreOptions
     from .predict import Restorer
 
-    d = Detector.load(model_dir, InferenceOptions(batch_size=batch_size, gaps="fill"))
-    if d.heads is None:
+    with_heads = Restorer.from_pretrained(model_dir, InferenceOptions(batch_size=batch_size), RestoreOptions(gaps="fill"))
+    if with_heads.heads is None:
         return None
-    with_heads = Restorer(d)
-    rules = Restorer(Detector(d.model, d.tokenizer, d.card, InferenceOptions(batch_size=batch_size)))  # the same weights, no heads
+    rules = Restorer(with_heads.detector)  # the same detector, no heads
     texts = [r["text"] for r in records]
     n_words = sum(len(word_offsets(t)) for t in texts)
     runs: dict[str, list[float]] = {"rules, gaps dropped": [], "span heads, gaps filled": []}
@@ -142,6 +143,37 @@ def bench_restoration(model_dir: str, records: list[dict], repeats: int = 3, bat
     base = statistics.median(runs["rules, gaps dropped"])
     return {"words": n_words, **{name: _median_spread(v) for name, v in runs.items()},
             "slowdown": base / statistics.median(runs["span heads, gaps filled"])}
+
+
+def corefix_step(model, bf16: bool, total_steps: int):
+    """corefix's own training step (:func:`corefix.model.train.training_step`) on the CPU, ready to call
+    with a batch: accelerate (bf16 autocast when ``bf16``), AdamW and the linear schedule, the class-weighted
+    loss, as ``train`` builds them."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    from .train import TrainConfig, class_weights, make_optimizer, make_schedule, training_step
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    accelerator = Accelerator(cpu=True, mixed_precision="bf16" if bf16 else "no")
+    cfg = TrainConfig(learning_rate=1e-4)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_schedule(optimizer, cfg, total_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    weights = class_weights(cfg, accelerator.device)
+    return lambda batch: training_step(accelerator, model, optimizer, scheduler, batch, weights)
+
+
+def plain_step(model):
+    """The baseline: the model's own loss, backward, AdamW, in fp32."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def step(batch):
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    return step
 
 
 def bench_training(model_name: str, records: list[dict], batch_size: int, max_length: int, stride: int,
@@ -162,24 +194,20 @@ def bench_training(model_name: str, records: list[dict], batch_size: int, max_le
     dynamic = DataCollatorForTokenClassification(tokenizer)
     padded = DataCollatorForTokenClassification(tokenizer, padding="max_length", max_length=max_length)
 
-    def run(collate, use_bf16, idx, configured=False):
+    def run(collate, use_bf16, idx, configured=False, real_step=True):
         torch.manual_seed(0)
         model = new_model(model_name)
         fit_token_types(model, features)
         if configured:
             configure_encoder(model, **recipe)
         model.train()
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        step = corefix_step(model, use_bf16, steps + 1) if real_step else plain_step(model)
         batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)][: steps + 1]
         tokens, elapsed = 0, 0.0
         for k, b in enumerate(batches):
             batch = collate([feats[i] for i in b])
             t = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                loss = model(**batch).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
+            step(batch)
             if k:  # the first step warms up
                 elapsed += time.perf_counter() - t
                 tokens += int(batch["attention_mask"].sum())
@@ -194,9 +222,12 @@ def bench_training(model_name: str, records: list[dict], batch_size: int, max_le
     for _ in range(repeats):
         ours.append(run(dynamic, bf16, order))
         dyn_fp32.append(run(dynamic, False, order))
-        base.append(run(padded, False, shuffled))
+        base.append(run(padded, False, shuffled, real_step=False))
         if recipe:
             configured.append(run(dynamic, bf16, order, configured=True))
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)  # the CPU-only state of corefix_step, not left behind
     extra = {}
     if recipe:
         extra = {"recipe": recipe, "corefix_recipe_tokens_per_s": _median_spread(configured),
@@ -212,55 +243,6 @@ def bench_training(model_name: str, records: list[dict], batch_size: int, max_le
         "bf16": bf16,
         **extra,
     }
-
-
-MEMORY_CHILD = r"""
-import json, sys, threading, time
-from corefix.model.inference import Detector
-from corefix.model.options import InferenceOptions
-
-def rss_kib():
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-d = Detector.load(sys.argv[1], InferenceOptions(batch_size=int(sys.argv[3]) if sys.argv[3] != "auto" else None))
-words = ("Mr. Okafor said he met the two men in Accra , and they agreed . " * 100000).split()[: int(sys.argv[2])]
-text = " ".join(words)
-d.predict([text[:2000]])  # warm up: first-call allocations are not the article's
-loaded = rss_kib()
-peak = [loaded]
-done = threading.Event()
-
-def sample():
-    while not done.is_set():
-        peak[0] = max(peak[0], rss_kib())
-        time.sleep(0.005)
-
-t = threading.Thread(target=sample)
-t.start()
-d.predict([text])
-done.set()
-t.join()
-peak[0] = max(peak[0], rss_kib())
-print(json.dumps({"model_loaded_kib": loaded, "peak_kib": peak[0]}))
-"""
-
-
-def bench_memory(model_dir: str, sizes: list[int], batch_size: int | None = None) -> dict:
-    """Peak RSS predicting one article of each size, each in a fresh process."""
-    out = {}
-    for n in sizes:
-        res = subprocess.run([sys.executable, "-c", MEMORY_CHILD, model_dir, str(n), str(batch_size or "auto")],
-                             capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        out[str(n)] = json.loads(res.stdout.strip().splitlines()[-1])
-    first = out[str(sizes[0])]
-    for n in sizes:
-        rec = out[str(n)]
-        rec["peak_mib"] = rec["peak_kib"] / 1024
-        rec["loaded_mib"] = rec["model_loaded_kib"] / 1024
-        rec["ratio_to_smallest"] = rec["peak_kib"] / first["peak_kib"]
-        rec["growth_over_loaded_mib"] = (rec["peak_kib"] - rec["model_loaded_kib"]) / 1024
-    return out
 
 
 SAMPLE = (
@@ -309,7 +291,7 @@ def run_benchmark(model: str | None, data: str, quick: bool, only: list[str] | N
         "model": model or "the shipped model",
         "articles": len(records), "quick": quick,
     }
-    wanted = set(only or ("prediction", "restoration", "training", "memory"))
+    wanted = set(only or MEASURES)
     if "prediction" in wanted:
         print("prediction ...", file=sys.stderr)
         result["prediction"] = bench_prediction(model_dir, records, repeats)

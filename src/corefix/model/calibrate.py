@@ -21,12 +21,11 @@ from pathlib import Path
 from .card import ModelCard
 from .decode import DECODINGS, DecodePolicy
 from .inference import Detector
-from .metrics import best_threshold, first_mention_flag_rate, micro, span_scores
+from .metrics import METRICS, best_threshold, first_mention_flag_rate, micro, span_scores
 
 SPLIT_PENALTIES = (0.0, 0.25, 0.5, 0.75, 1.0)  # log-odds against two adjacent spans
 FIRST_MENTION_BIASES = (0.0, 0.5, 1.0, 2.0, 3.0)  # log-odds for O on a capitalised word new to the article
 FIRST_MENTION_LIMIT = 0.005  # the share of validation first mentions a chosen policy may flag
-METRICS = ("f1", "f0.5")
 
 
 def choose_policy(gold: list[list[str]], predictions, metric: str = "f1",

@@ -5,13 +5,20 @@ oracle with the gold spans) it reports:
 
 - strict IOB2 span precision/recall/F1 per label and micro-averaged (seqeval)
   and word-level F1 of "inserted or not";
-- the word error rate of the restored text against ``original`` (jiwer), the
-  restoration made by the same rules (:mod:`corefix.restore`) for everyone;
+- the word error rate of the restored text against ``original`` (jiwer), every
+  system's spans restored by the same code as prediction
+  (:func:`corefix.model.restore.restore_text`, the pronoun rules, copies dropped);
 - the accuracy of the pronoun put back for gold ``SUB`` spans whose overwritten
   text was a pronoun, among those the system found exactly;
 - the flag rate on first mentions (:func:`corefix.model.metrics.first_mentions`): a name's first
   appearance in an article is never a copy, and deleting it destroys the
   article's lede, so this rate should be practically zero.
+
+With a model's span heads, :func:`restoration_table` compares the ways of
+restoring (the rules, the heads in each gap mode, the oracles); the heads read
+the spans through :func:`corefix.model.heads.annotate_articles`, as prediction
+and head fitting do. Printing and writing the reports of one or several files:
+:mod:`corefix.model.reports`.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from .baseline import rule_tags
 from .decode import DecodePolicy
 from .metrics import (by_span_length, fill_scores, first_mention_flag_rate, first_mentions, prf, pronoun_scores,
                       span_scores, threshold_curve, word_scores)
+from .heads import annotate_articles
 from .options import GAP_MODES
 from .restore import restore_text
 
@@ -118,9 +126,9 @@ def restoration_table(records: list[dict], predictions, policy: DecodePolicy, he
     true overwritten words put back (WER 0 by construction of the data: a check of the data, not a target)."""
     from ..data.simulate import undo  # the gold inverse of the damage: evaluation only, never inference
 
-    model_spans = [heads.annotate(r["text"], p.vectors, p.offsets, p.spans(policy)) for r, p in zip(records, predictions)]
-    gold_spans = [heads.annotate(r["text"], p.vectors, p.offsets, [dict(g) for g in r["spans"]])
-                  for r, p in zip(records, predictions)]
+    texts = [r["text"] for r in records]
+    model_spans = annotate_articles(heads, texts, predictions, [p.spans(policy) for p in predictions])
+    gold_spans = annotate_articles(heads, texts, predictions, [[dict(g) for g in r["spans"]] for r in records])
     rows = {"input": _restoration_row(result["input"]), "rule baseline": _restoration_row(result["rule_baseline"]),
             "model, rules": _restoration_row(result["model"])}
     for gaps in GAP_MODES:

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .heads import GAP_MIN_COUNT, GAP_VOCAB, NEVER_FILL, NOTHING, OTHER, PRONOUN_CLASSES, SpanHeads, span_input
+from .heads import (GAP_MIN_COUNT, GAP_VOCAB, NEVER_FILL, NOTHING, OTHER, PRONOUN_CLASSES, SpanHeads, annotate_articles,
+                    span_input)
 from .inference import Detector
 from .metrics import fill_scores, pronoun_scores
 
@@ -139,8 +140,8 @@ def fit_heads(model_dir: str | Path, train_records: list[dict], validation_recor
     loss_p = train_head(heads.pronoun, xs, ys, epochs=pronoun_epochs, seed=seed)
     loss_g = train_head(heads.gap, xd, yd, epochs=gap_epochs, seed=seed)
     val_preds = detector.predict([r["text"] for r in validation_records], progress=progress, vectors=True)
-    annotated = [heads.annotate(r["text"], p.vectors, p.offsets, p.spans(detector.policy))
-                 for r, p in zip(validation_records, val_preds)]
+    annotated = annotate_articles(heads, [r["text"] for r in validation_records], val_preds,
+                                  [detector.spans(p) for p in val_preds])
     threshold, table = choose_fill_threshold(validation_records, annotated)
     heads.fill_threshold = threshold
     heads.info = {

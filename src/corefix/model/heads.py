@@ -47,7 +47,7 @@ from torch import nn
 
 from ..lexicon import FEMALE_WORDS, MALE_WORDS, PERSON_TITLES, PRONOUNS
 from ..words import word_range
-from .restore import (OBJECT_VERBS, PREPOSITIONS, SUBJECT_VERBS, WORD, at_sentence_start, case_by_rules, parse_slot,
+from .pronouns import (OBJECT_VERBS, PREPOSITIONS, SUBJECT_VERBS, WORD, at_sentence_start, case_by_rules, parse_slot,
                       pronoun_case, pronoun_counts, pronoun_gender, words_after, words_before)
 
 HEADS_FILE = "heads.safetensors"
@@ -80,7 +80,7 @@ _ENTITIES = ("PERSON", "ORG", "GPE", "NORP")
 
 def parse_features(text: str, start: int, end: int) -> np.ndarray:
     """spaCy's reading of the slot ``text[start:end]``, as the pronoun rules use it
-    (:func:`~corefix.model.restore.parse_slot`): its case, the number its verb agrees with, its
+    (:func:`~corefix.model.pronouns.parse_slot`): its case, the number its verb agrees with, its
     entity label, and the rules' gender and case with that parse (:data:`N_PARSE` numbers)."""
     case, plural, entity = parse_slot(text, start, end)
     gender = pronoun_gender(text, start, end, plural, entity)
@@ -219,6 +219,11 @@ class SpanHeads:
         return path
 
     @classmethod
+    def of_model(cls, model_dir: str | Path, card) -> "SpanHeads | None":
+        """The heads the card of ``model_dir`` names, or None when it names none."""
+        return cls.load(model_dir, card.heads) if card.heads else None
+
+    @classmethod
     def load(cls, model_dir: str | Path, fields: dict) -> "SpanHeads":
         """The heads of ``model_dir`` from :data:`HEADS_FILE` (safetensors) and the card's ``heads`` fields."""
         from safetensors.torch import load_file
@@ -236,3 +241,12 @@ class SpanHeads:
         heads.fill_threshold = float(fields.get("fill_threshold", NEVER_FILL))
         heads.info = fields.get("info") or {}
         return heads
+
+
+def annotate_articles(heads: SpanHeads | None, texts: list[str], predictions, spans: list[list[dict]]) -> list[list[dict]]:
+    """Each article's ``spans`` read by the span heads (:meth:`SpanHeads.annotate`, on the word vectors
+    and offsets of its :class:`~corefix.model.inference.WordPredictions`); unchanged without heads.
+    The one annotate path of prediction, evaluation and head fitting."""
+    if heads is None:
+        return spans
+    return [heads.annotate(t, p.vectors, p.offsets, s) for t, p, s in zip(texts, predictions, spans)]

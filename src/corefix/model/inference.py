@@ -20,7 +20,6 @@ from ..words import TAG2ID, TAGS, split_words
 from .card import ModelCard
 from .decode import DecodePolicy, decode_spans, decode_tags
 from .features import WordFeatures, encode_words
-from .heads import SpanHeads
 from .network import check_model_dir, load_trained
 from .options import InferenceOptions
 from .precision import inference_precision
@@ -62,6 +61,34 @@ def _segments(n_words: int, size: int, overlap: int):
         if end >= n_words:
             return
         start = end - overlap
+
+
+def _groups(units: list[tuple[int, int, int]]) -> list[list[tuple[int, int, int]]]:
+    """Segments ``(article, first word, end word)`` in consecutive groups of about :data:`GROUP_WORDS` words."""
+    groups, cur, size = [], [], 0
+    for u in units:
+        cur.append(u)
+        size += u[2] - u[1]
+        if size >= GROUP_WORDS:
+            groups.append(cur)
+            cur, size = [], 0
+    if cur:
+        groups.append(cur)
+    return groups
+
+
+def _padded(windows: list[dict], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(input ids, attention mask, token types)`` of a batch of windows, padded to the longest."""
+    longest = max(len(f["input_ids"]) for f in windows)
+    ids = torch.full((len(windows), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(windows), longest), dtype=torch.long)
+    types = torch.zeros((len(windows), longest), dtype=torch.long)
+    for r, f in enumerate(windows):
+        ids[r, : len(f["input_ids"])] = torch.tensor(f["input_ids"])
+        mask[r, : len(f["input_ids"])] = 1
+        if "token_type_ids" in f:
+            types[r, : len(f["input_ids"])] = torch.tensor(f["token_type_ids"])
+    return ids, mask, types
 
 
 def first_subwords(word_ids: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -112,15 +139,7 @@ def predict_words(
     vecs = [None] * len(offsets)
     overlap = min(SEGMENT_OVERLAP, segment_words // 2)
     units = [(a, ws, we) for a, o in enumerate(offsets) if o for ws, we in _segments(len(o), segment_words, overlap)]
-    groups, cur, size = [], [], 0
-    for u in units:
-        cur.append(u)
-        size += u[2] - u[1]
-        if size >= GROUP_WORDS:
-            groups.append(cur)
-            cur, size = [], 0
-    if cur:
-        groups.append(cur)
+    groups = _groups(units)
     pad_id = tokenizer.pad_token_id or 0
     bar = tqdm(total=sum(len(o) for o in offsets), desc="predicting", disable=not progress, unit="word")
     for group in groups:
@@ -132,16 +151,7 @@ def predict_words(
         order = sorted(range(len(feats)), key=lambda i: len(feats[i][2]["input_ids"]), reverse=True)
         for b in range(0, len(order), batch_size):
             batch = order[b:b + batch_size]
-            longest = max(len(feats[i][2]["input_ids"]) for i in batch)
-            ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), longest), dtype=torch.long)
-            types = torch.zeros((len(batch), longest), dtype=torch.long)
-            for r, i in enumerate(batch):
-                f = feats[i][2]
-                ids[r, : len(f["input_ids"])] = torch.tensor(f["input_ids"])
-                mask[r, : len(f["input_ids"])] = 1
-                if "token_type_ids" in f:
-                    types[r, : len(f["input_ids"])] = torch.tensor(f["token_type_ids"])
+            ids, mask, types = _padded([feats[i][2] for i in batch], pad_id)
             extra = {"token_type_ids": types.to(device)} if typed else {}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=vectors, **extra)
@@ -176,10 +186,11 @@ class Detector:
     natively, fp32 elsewhere: :mod:`corefix.model.precision`). The reduced precisions can
     change a few decisions: ``corefix evaluate --precision`` measures by how
     much. ``policy`` is the card's decoding policy with the options' overrides.
+    What goes in place of the spans is restoration's business
+    (:class:`corefix.model.predict.Restorer`), not the detector's.
     """
 
-    def __init__(self, model, tokenizer, card: ModelCard | None = None, options: InferenceOptions | None = None,
-                 heads: SpanHeads | None = None):
+    def __init__(self, model, tokenizer, card: ModelCard | None = None, options: InferenceOptions | None = None):
         options = options or InferenceOptions()
         card = card or ModelCard()
         device_type = next(model.parameters()).device.type
@@ -198,7 +209,7 @@ class Detector:
         if not 0 <= self.stride <= card.max_length // 2:
             raise ValueError(f"overlap must be between 0 and {card.max_length // 2} tokens, got {self.stride}")
         self.policy = options.policy(card.policy)
-        self.heads = heads  # what to put in place of each span (corefix.model.heads); None: the rules
+        self.path: Path | None = None  # the model directory, when loaded from one
 
     @classmethod
     def load(cls, path: str | Path, options: InferenceOptions | None = None) -> "Detector":
@@ -208,8 +219,9 @@ class Detector:
         model, tokenizer, card = load_trained(path, options.device)
         if card.warning:
             warnings.warn(f"{path}: {card.warning}", ModelWarning, stacklevel=2)
-        heads = SpanHeads.load(path, card.heads) if card.heads else None
-        return cls(model, tokenizer, card, options, heads)
+        detector = cls(model, tokenizer, card, options)
+        detector.path = path
+        return detector
 
     def predict(self, texts: list[str], progress: bool = False, vectors: bool = False) -> list[WordPredictions]:
         """Word probabilities of each text (with the encoder's word vectors when ``vectors``)."""
@@ -217,14 +229,10 @@ class Detector:
                              progress=progress, features=self.card.features,
                              bf16=self.precision.precision == "bf16", vectors=vectors)
 
-    def predict_spans(self, texts: list[str], progress: bool = False) -> list[list[dict]]:
-        """Character spans (start, end, label, score) predicted in each text, under :attr:`policy`;
-        with span heads, each also says what to put in its place (:meth:`SpanHeads.annotate`)."""
-        preds = self.predict(texts, progress=progress, vectors=self.heads is not None)
-        return [self.annotate(t, p, p.spans(self.policy)) for t, p in zip(texts, preds)]
+    def spans(self, prediction: WordPredictions) -> list[dict]:
+        """Character spans (start, end, label, score) of one article's predictions, under :attr:`policy`."""
+        return prediction.spans(self.policy)
 
-    def annotate(self, text: str, prediction: WordPredictions, spans: list[dict]) -> list[dict]:
-        """``spans`` of one article read by the span heads (unchanged without heads)."""
-        if self.heads is None:
-            return spans
-        return self.heads.annotate(text, prediction.vectors, prediction.offsets, spans)
+    def predict_spans(self, texts: list[str], progress: bool = False) -> list[list[dict]]:
+        """Character spans (start, end, label, score) predicted in each text, under :attr:`policy`."""
+        return [self.spans(p) for p in self.predict(texts, progress=progress)]

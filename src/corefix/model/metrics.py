@@ -18,6 +18,8 @@ from ..lexicon import TITLE_ABBREVIATIONS, is_pronoun
 from ..words import chunks, split_words
 from .decode import DecodePolicy
 
+METRICS = ("f1", "f0.5")  # what calibration can maximise: span F1, or F0.5 (precision counts twice)
+
 
 def f_beta(precision: float, recall: float, beta: float = 1.0) -> float:
     b2 = beta * beta

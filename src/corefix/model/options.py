@@ -1,8 +1,10 @@
-"""Inference options: one object, built once by the CLI or the API.
+"""Inference and restoration options: one object each, built once by the CLI or the API.
 
 Every command that runs a trained model (evaluate, predict, restore-corpus,
-calibrate, benchmark) takes the same options; they travel as one
+calibrate, benchmark) takes the same detection options; they travel as one
 :class:`InferenceOptions` down to :class:`corefix.model.inference.Detector`.
+What restoration puts in place of the spans (the gap mode, the fill threshold)
+is the :class:`RestoreOptions` of the :class:`corefix.model.predict.Restorer`.
 This module imports nothing heavy, so the CLI can read its choices at start-up.
 """
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from .decode import DecodePolicy, check_decoding
 
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
+MEASURES = ("prediction", "restoration", "training", "memory")  # what corefix benchmark measures (corefix.model.benchmark)
 GAP_MODES = ("drop", "mark", "fill")  # what restoration puts where a copy destroyed words (corefix.model.restore)
 
 
@@ -25,15 +28,12 @@ class InferenceOptions:
     overlap: int | None = None  # tokens shared by neighbouring windows (None: the card's training stride)
     threshold: float | None = None  # flag a word when P(inserted) >= this (None: the card's)
     decoding: str | None = None  # viterbi or independent (None: the card's)
-    gaps: str = "drop"  # at a copy that destroyed words: drop (delete it), mark (a visible mark) or fill (the words)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r} (use {', '.join(PRECISIONS)})")
         if self.decoding is not None:
             check_decoding(self.decoding)
-        if self.gaps not in GAP_MODES:
-            raise ValueError(f"unknown gap mode {self.gaps!r} (use {', '.join(GAP_MODES)})")
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError("threshold must be between 0 and 1")
         if self.batch_size is not None and self.batch_size < 1:
@@ -49,3 +49,20 @@ class InferenceOptions:
         if self.decoding is not None:
             changes["decoding"] = self.decoding
         return dataclasses.replace(base, **changes)
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    gaps: str = "drop"  # at a copy that destroyed words: drop (delete it), mark (a visible mark) or fill (the words)
+    fill_threshold: float | None = None  # fill the gap head's words scored at least this (None: the card's, chosen on validation data)
+
+    def __post_init__(self):
+        if self.gaps not in GAP_MODES:
+            raise ValueError(f"unknown gap mode {self.gaps!r} (use {', '.join(GAP_MODES)})")
+
+
+def split_options(values: dict) -> tuple[InferenceOptions, RestoreOptions]:
+    """Option values by name (``threshold=``, ``gaps=``, ...) as the detector's and the restorer's options."""
+    restore_fields = {f.name for f in dataclasses.fields(RestoreOptions)}
+    return (InferenceOptions(**{k: v for k, v in values.items() if k not in restore_fields}),
+            RestoreOptions(**{k: v for k, v in values.items() if k in restore_fields}))

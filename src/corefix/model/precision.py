@@ -96,14 +96,10 @@ def training_precision(requested: str, device_type: str | None = None) -> Choice
             return Choice("bf16" if bf16_ok else "fp16",
                           "auto: this GPU computes bf16" if bf16_ok else "auto: this GPU has no bf16, fp16 instead")
         return Choice(requested, f"asked for {requested} on a GPU")
-    native = cpu_native_bf16()
-    if requested == "auto":
-        if native:
-            return Choice("bf16", "auto: this CPU computes bf16 natively (AVX512-BF16 or AMX)")
-        return Choice("no", "auto: this CPU has no native bf16 (no AVX512-BF16 or AMX), so fp32")
-    if requested == "bf16" and not native:
-        _warn(f"mixed_precision bf16 was asked for, but {EMULATED_BF16_COST}; use mixed_precision: auto")
-        return Choice("bf16", "asked for bf16 on a CPU that emulates it")
+    chosen = _bf16_on_cpu(requested, Choice("no", "auto: this CPU has no native bf16 (no AVX512-BF16 or AMX), so fp32"),
+                          f"mixed_precision bf16 was asked for, but {EMULATED_BF16_COST}; use mixed_precision: auto")
+    if chosen:
+        return chosen
     if requested == "fp16":
         raise ValueError("mixed_precision fp16 needs a GPU; on a CPU use auto, no or bf16")
     return Choice(requested, f"asked for {requested}" + (" (fp32)" if requested == "no" else ""))
@@ -120,12 +116,18 @@ def inference_precision(requested: str, device_type: str) -> Choice:
         if requested == "int8":
             raise ValueError("int8 quantization runs on the CPU only")
         return Choice(requested, f"asked for {requested}")
+    chosen = _bf16_on_cpu(requested, Choice("fp32", "auto: this CPU has no native bf16, so fp32"),
+                          f"--precision bf16 was asked for, but {EMULATED_BF16_COST}; use --precision auto or fp32")
+    return chosen or Choice(requested, f"asked for {requested}")
+
+
+def _bf16_on_cpu(requested: str, without_native: Choice, emulated_warning: str) -> Choice | None:
+    """``auto`` on a CPU (bf16 where it computes bf16 natively, else ``without_native``) and ``bf16`` where it
+    only emulates it (warned); None for any other request."""
     native = cpu_native_bf16()
     if requested == "auto":
-        if native:
-            return Choice("bf16", "auto: this CPU computes bf16 natively (AVX512-BF16 or AMX)")
-        return Choice("fp32", "auto: this CPU has no native bf16, so fp32")
+        return Choice("bf16", "auto: this CPU computes bf16 natively (AVX512-BF16 or AMX)") if native else without_native
     if requested == "bf16" and not native:
-        _warn(f"--precision bf16 was asked for, but {EMULATED_BF16_COST}; use --precision auto or fp32")
+        _warn(emulated_warning)
         return Choice("bf16", "asked for bf16 on a CPU that emulates it")
-    return Choice(requested, f"asked for {requested}")
+    return None

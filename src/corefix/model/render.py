@@ -1,9 +1,12 @@
-"""Output formats of predictions: plain restored text, JSONL, and an HTML page."""
+"""Output formats of predictions: plain restored text, JSONL, and an HTML page; where they go."""
 
 from __future__ import annotations
 
 import html
 import json
+import re
+import sys
+from pathlib import Path
 
 PAGE_STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;background:#fff}
@@ -44,14 +47,14 @@ def restored_html(restored: str, spans: list[dict]) -> str:
     """The restored text as escaped HTML, with what restoration put in (``replacement`` at ``at``) marked:
     a pronoun, words filled into a gap (in their own style: they are the model's guess, not the article's),
     or the gap mark."""
-    from .restore import GAP_MARK
+    from .restore import replacement_kind
 
     out, prev = [], 0
     for s in sorted((s for s in spans if s.get("replacement") and "at" in s), key=lambda s: s["at"]):
         at, repl = s["at"], s["replacement"]
         if at < prev or restored[at:at + len(repl)] != repl:
             continue  # not where it was put (never expected): leave the text unmarked
-        cls = "rep" if s["label"] == "SUB" else "mark" if repl == GAP_MARK else "fill"
+        cls = {"pronoun": "rep", "mark": "mark", "fill": "fill"}[replacement_kind(s)]
         tip = "" if cls != "fill" else f' title="filled gap, p={s["gap"]["score"]:.2f}"'
         out.append(html.escape(restored[prev:at]))
         out.append(f'<span class="{cls}"{tip}>{html.escape(repl)}</span>')
@@ -79,3 +82,49 @@ def to_html(records, title: str = "corefix: restored articles") -> str:
                      + "</div><div><b>restored</b>\n" + restored_html(rec.restored, rec.spans) + "</div></div>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+FORMATS = ("text", "jsonl", "html")
+EXTENSIONS = {"text": "txt", "jsonl": "jsonl", "html": "html"}
+
+
+def render(fmt: str, results) -> str:
+    """Restorations in one output format: the restored text (several: each under a ``==> id <==`` line),
+    JSONL lines, or one HTML page."""
+    if fmt == "jsonl":
+        return "".join(to_jsonl_line(r) + "\n" for r in results)
+    if fmt == "html":
+        return to_html(results)
+    if len(results) == 1:
+        return results[0].restored
+    return "".join(f"==> {r.id} <==\n{r.restored}\n\n" for r in results)
+
+
+def safe_name(art_id: str) -> str:
+    """An article id as a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", art_id).strip("._") or "article"
+
+
+def output_targets(output: str | None, ids: list[str], fmt: str) -> tuple[list[Path], bool]:
+    """Where the output goes, and whether one file per article: files in a folder (an existing folder, or
+    a path ending in a slash), one file, or none (standard output)."""
+    if not output:
+        return [], False
+    out = Path(output)
+    if out.is_dir() or output.endswith(("/", "\\")):
+        return [out / f"{safe_name(i)}.{EXTENSIONS[fmt]}" for i in ids], True
+    return [out], False
+
+
+def write_outputs(results, targets: list[Path], fmt: str, per_article: bool) -> None:
+    """Write the rendered results to ``targets`` (:func:`output_targets`), or to standard output."""
+    if per_article:
+        targets[0].parent.mkdir(parents=True, exist_ok=True)
+        for rec, t in zip(results, targets):
+            t.write_text(render(fmt, [rec]), encoding="utf-8", newline="")
+    elif targets:
+        targets[0].parent.mkdir(parents=True, exist_ok=True)
+        targets[0].write_text(render(fmt, results), encoding="utf-8", newline="")
+    else:
+        sys.stdout.write(render(fmt, results))
+        sys.stdout.flush()

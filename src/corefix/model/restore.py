@@ -17,182 +17,24 @@ Given a damaged text and spans labelled ``DUP`` or ``SUB``:
 
 from __future__ import annotations
 
-import functools
-import re
-
-from ..lexicon import FEMALE_WORDS, MALE_WORDS, PERSON_TITLES, PRONOUNS, pronoun_for
-from ..nlp import load_nlp
 from .options import GAP_MODES
-
-ORG_WORDS = {
-    "inc", "ltd", "plc", "corp", "co", "group", "bank", "company", "party", "ministry", "council",
-    "commission", "union", "association", "club", "united", "fc", "government", "department",
-    "office", "agency", "court", "parliament", "board", "authority", "service", "times", "news",
-    "bbc", "organisation", "organization", "committee", "federation", "league", "institute",
-}
-PREPOSITIONS = {
-    "of", "to", "for", "with", "by", "from", "about", "against", "at", "on", "in", "into", "onto",
-    "over", "under", "between", "among", "after", "before", "behind", "without", "within",
-    "towards", "toward", "through", "upon", "like", "than", "beside", "around", "near",
-}
-SUBJECT_VERBS = {
-    "said", "says", "is", "was", "are", "were", "has", "had", "have", "will", "would", "can",
-    "could", "should", "may", "might", "must", "did", "does", "do", "added", "told", "believes",
-    "thinks", "wants", "plans", "also", "now", "still", "then", "later", "insisted", "argued",
-}
-OBJECT_VERBS = {"told", "asked", "gave", "give", "gives", "made", "make", "help", "helped", "let", "see", "saw", "urged", "called", "beat", "join", "joined", "named", "sent", "offered"}
-# after these a new clause starts, so the slot is a subject
-CLAUSE_OPENERS = {
-    "and", "but", "that", "when", "while", "as", "because", "if", "so", "what", "who", "where",
-    "which", "why", "how", "whether", "although", "though", "since", "until", "unless", "said", "says",
-    "then", "once", "after", "before",
-}
-SENTENCE_END = re.compile(r"""[.!?]["'”’)]*\s*$|^\s*$|\n\s*$""")
-WORD = re.compile(r"[\w']+|[^\w\s]")  # words as the pronoun rules read them (an apostrophe stays inside)
-_PRONOUN_RE = re.compile(r"\b(he|him|his|she|her|it|its|they|them|their)\b", re.IGNORECASE)
-
-
-def words_before(text: str, pos: int, n: int = 2) -> list[str]:
-    """The last ``n`` words before ``pos`` (within 80 characters)."""
-    return WORD.findall(text[max(0, pos - 80):pos])[-n:]
-
-
-def words_after(text: str, pos: int, n: int = 2) -> list[str]:
-    """The first ``n`` words from ``pos`` (within 80 characters)."""
-    return WORD.findall(text[pos:pos + 80])[:n]
-
-
-def pronoun_counts(text: str) -> dict[str, int]:
-    """How many pronouns of each gender (m, f, n, p) ``text`` holds."""
-    counts = {"m": 0, "f": 0, "n": 0, "p": 0}
-    for m in _PRONOUN_RE.finditer(text):
-        counts[PRONOUNS[m.group(1).lower()].gender] += 1
-    return counts
-
-
-def pronoun_gender(text: str, start: int, end: int, plural: bool | None = None, entity: str = "") -> str:
-    """m, f, n or p for the representative ``text[start:end]``.
-
-    ``plural`` (the verb agreement of the slot) and ``entity`` (spaCy's entity
-    label of the slot) come from :func:`parse_slot` when available.
-    """
-    rep = text[start:end].strip()
-    low = re.sub(r"(?:'s|’s|')$", "", rep.lower()).strip()
-    words = [w.strip(".").lower() for w in low.split() if w.strip(".")]
-    if low in PRONOUNS:
-        return PRONOUNS[low].gender
-    if " and " in f" {low} " or "," in low and " and " in low:
-        return "p"
-    if words and words[0] in MALE_WORDS:
-        return "m"
-    if words and words[0] in FEMALE_WORDS:
-        return "f"
-    if plural:
-        return "p"
-    if entity in ("ORG", "GPE", "LOC", "FAC", "PRODUCT", "WORK_OF_ART", "LAW", "EVENT"):
-        return "n"
-    if entity == "NORP":
-        return "p" if low.endswith("s") else "n"
-    if words and (words[-1] in ORG_WORDS or any(w in ORG_WORDS for w in words)):
-        return "n"
-    if words and words[0] == "the":
-        last = words[-1]
-        if last.endswith("s") and not last.endswith("ss") and rep.split()[-1].islower():
-            return "p"
-        return "n"
-    # Otherwise let the pronouns around the slot decide between a person and a thing.
-    counts = pronoun_counts(text[max(0, start - 400):start] + " " + text[end:end + 400])
-    is_name = all(w[:1].isupper() for w in rep.split() if w[:1].isalpha())
-    if is_name and len(rep.split()) >= 2 and counts["m"] == counts["f"] == 0:
-        counts["m"] += 0.5  # two capitalised words and no pronoun evidence: most often a person's name
-    if words and words[0] in PERSON_TITLES or entity == "PERSON":
-        counts["n"] = counts["p"] = 0
-        if counts["m"] == counts["f"] == 0:
-            return "m"
-    best = max(counts, key=lambda g: (counts[g], g == "n"))
-    return best if counts[best] else "n"
-
-
-PARSE_CASE = {
-    "nsubj": "subj", "nsubjpass": "subj", "csubj": "subj", "expl": "subj",
-    "dobj": "obj", "pobj": "obj", "dative": "obj", "obj": "obj", "iobj": "obj", "agent": "obj",
-    "poss": "poss", "compound": "poss", "nmod": "poss",
-}
-
-
-@functools.lru_cache(maxsize=8192)
-def parse_slot(text: str, start: int, end: int):
-    """spaCy's view of the slot: (case or None, plural verb agreement or None, entity label or "").
-
-    Cached: evaluation asks for the same slots once per system (the model's spans with the rules and with
-    the heads, the gold spans with each), and the span heads again for their features.
-    """
-    lo = max(0, start - 200)
-    hi = min(len(text), end + 200)
-    doc = load_nlp()(text[lo:hi])
-    span = doc.char_span(start - lo, end - lo, alignment_mode="expand")
-    if span is None or len(span) == 0:
-        return None, None, ""
-    root = span.root
-    case = PARSE_CASE.get(root.dep_)
-    if case == "poss" and root.dep_ in ("compound", "nmod") and not (root.head.i > root.i and root.head.pos_ in ("NOUN", "PROPN", "NUM")):
-        case = None
-    plural = None
-    if root.dep_ in ("nsubj", "nsubjpass"):
-        verb = root.head
-        aux = [c for c in verb.children if c.dep_ in ("aux", "auxpass") and c.i > root.i] or [verb]
-        tag = aux[0].tag_
-        plural = True if tag == "VBP" or aux[0].lower_ in ("are", "were", "have") else False if tag == "VBZ" or aux[0].lower_ in ("is", "was", "has") else None
-    labels = [t.ent_type_ for t in span if t.ent_type_]
-    return case, plural, (labels[-1] if labels else "")
-
-
-def pronoun_case(text: str, start: int, end: int, parsed_case: str | None = None) -> str:
-    """subj, obj or poss for the slot ``text[start:end]``: the parser's reading, else word rules."""
-    rep = text[start:end].rstrip()
-    if rep.endswith(("'s", "’s", "s'")):
-        return "poss"
-    return parsed_case or case_by_rules(text, start, end)
-
-
-def case_by_rules(text: str, start: int, end: int) -> str:
-    before = [w.lower() for w in words_before(text, start)]
-    after = [w.lower() for w in words_after(text, end)]
-    prev = before[-1] if before else ""
-    nxt = after[0] if after else ""
-    if prev in PREPOSITIONS:
-        return "obj"
-    if nxt in SUBJECT_VERBS or (nxt.endswith("ed") and len(nxt) > 3):
-        return "subj"
-    if prev in OBJECT_VERBS or (prev.endswith("ed") and len(prev) > 3 and prev not in SUBJECT_VERBS):
-        return "obj"
-    if nxt.isalpha() and nxt.islower() and nxt not in PREPOSITIONS and nxt not in ("and", "or", "but", "who", "which", "that"):
-        if prev in CLAUSE_OPENERS:
-            return "subj"
-        if prev and prev.isalpha() and prev.islower():
-            return "poss"
-        return "subj" if nxt.endswith(("s", "ed")) else "poss"
-    return "subj"
-
-
-def at_sentence_start(text: str, pos: int) -> bool:
-    return bool(SENTENCE_END.search(text[max(0, pos - 6):pos]))
-
-
-def choose_pronoun(text: str, start: int, end: int) -> str:
-    """The pronoun that best replaces the representative at ``text[start:end]``."""
-    case, plural, entity = parse_slot(text, start, end)
-    p = pronoun_for(pronoun_gender(text, start, end, plural, entity), pronoun_case(text, start, end, case))
-    return p.capitalize() if at_sentence_start(text, start) else p
+from .pronouns import at_sentence_start, choose_pronoun
 
 
 GAP_MARK = "[…]"  # --gaps mark: where a copy destroyed words
 DESTROYED = 0.5  # a copy is a gap when the gap head puts P(words were destroyed) at least this high
 
 
+def left_gap(span: dict) -> bool:
+    """Whether removing ``span`` leaves a gap: a ``DUP`` the gap head says destroyed words
+    (P at least :data:`DESTROYED`). The one place this is decided."""
+    gap = span.get("gap")
+    return span["label"] == "DUP" and bool(gap) and gap["destroyed"] >= DESTROYED
+
+
 def gap_text(span: dict, gaps: str = "drop", fill_threshold: float | None = None) -> str:
-    """What goes in place of a ``DUP``: nothing (``drop``), :data:`GAP_MARK` where the gap head says
-    words were destroyed (``mark``), or the head's words when their score reaches ``fill_threshold``
+    """What goes in place of a ``DUP``: nothing (``drop``), :data:`GAP_MARK` where it left a gap
+    (:func:`left_gap`; ``mark``), or the head's words when their score reaches ``fill_threshold``
     (``fill``; nothing otherwise)."""
     if gaps not in GAP_MODES:
         raise ValueError(f"unknown gap mode {gaps!r} (use {', '.join(GAP_MODES)})")
@@ -200,10 +42,19 @@ def gap_text(span: dict, gaps: str = "drop", fill_threshold: float | None = None
     if gaps == "drop" or not gap:
         return ""
     if gaps == "mark":
-        return GAP_MARK if gap["destroyed"] >= DESTROYED else ""
+        return GAP_MARK if left_gap(span) else ""
     if fill_threshold is not None and gap["words"] and gap["score"] >= fill_threshold:
         return gap["words"]
     return ""
+
+
+def replacement_kind(span: dict) -> str:
+    """What restoration put in place of a restored span: ``pronoun`` (a ``SUB``), ``mark``
+    (:data:`GAP_MARK`), ``fill`` (words filled into a gap) or ``""`` (nothing: the copy was deleted)."""
+    if span["label"] == "SUB":
+        return "pronoun"
+    repl = span.get("replacement", "")
+    return "" if not repl else "mark" if repl == GAP_MARK else "fill"
 
 
 def pronoun_text(text: str, span: dict) -> str:

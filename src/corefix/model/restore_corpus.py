@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.corpus import Article, LoadReport, iter_corpus
-from .options import InferenceOptions
+from .options import InferenceOptions, RestoreOptions
 
 FORMATS = ("jsonl", "parquet")
 PROBLEM = "__problem__"  # the key of a record that could not be read (see problem())
@@ -45,6 +45,7 @@ class CorpusJob:
     format: str = "jsonl"
     split: str = "train"
     options: InferenceOptions = field(default_factory=InferenceOptions)  # device, batch size, precision, ...
+    restoration: RestoreOptions = field(default_factory=RestoreOptions)  # gap mode, fill threshold
 
 
 def shard_path(out_dir: Path, k: int, fmt: str) -> Path:
@@ -186,7 +187,7 @@ def run_worker(job: CorpusJob, worker: int, n_workers: int, device: str | None =
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_workers))
     out_dir = Path(job.output)
     options = job.options if device is None else dataclasses.replace(job.options, device=device)
-    restorer = Restorer.from_pretrained(job.model, options)
+    restorer = Restorer.from_pretrained(job.model, options, job.restoration)
     done = {"shards": 0, "skipped_shards": 0, "articles": 0}
     bar = tqdm(desc=f"worker {worker}", unit="article", disable=not progress, position=worker,
                total=None if total is None else -(-total // n_workers))

@@ -47,7 +47,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.corpus import Article, CorpusError, decode_text, to_article
+from ..data.corpus import Article, InputFiles, filesystem, file_records, list_input, to_article
 from .restore_corpus import (
     CorpusJob,
     check_job,
@@ -61,7 +61,6 @@ from .restore_corpus import (
 )
 
 INSTALL_HINT = 'the ray engine needs Ray: pip install -e ".[ray]"  (or: pip install "ray[data]>=2.60")'
-KINDS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".txt": "txt"}
 
 
 class RayNotInstalled(ImportError):
@@ -109,109 +108,6 @@ def start_ray(options: RayOptions) -> bool:
 
 # ---------------------------------------------------------------- the input
 
-@dataclass(frozen=True)
-class InputFiles:
-    """The files of one input, found on its filesystem."""
-    source: str  # as given
-    kind: str  # jsonl, csv, tsv, parquet or txt
-    root: str  # the folder the files are named from (a one-file input: its folder)
-    paths: tuple[str, ...]  # on the filesystem, without a scheme
-    single: bool  # one file given (ids and messages then read as the local engine's)
-    local: bool  # on this machine's filesystem
-
-    def shown(self, path: str) -> str:
-        """A file's name in messages, as the local engine writes it."""
-        if self.single:
-            return self.source
-        rel = posixpath.relpath(path, self.root)
-        return str(Path(self.source) / rel) if self.local else f"{self.source.rstrip('/')}/{rel}"
-
-    def id_prefix(self, path: str) -> str:
-        """What goes before ``doc-NNNNNN`` of an id-less record: the file's name when there are several."""
-        return "" if self.single else posixpath.splitext(posixpath.relpath(path, self.root))[0] + "/"
-
-
-def _filesystem(location: str):
-    import pyarrow.fs as pafs
-
-    if "://" in location:
-        return pafs.FileSystem.from_uri(location)
-    return pafs.LocalFileSystem(), os.path.abspath(location)
-
-
-def list_input(source: str) -> InputFiles:
-    """The files of ``source`` and their kind (a folder: its ``.txt`` files, else its one kind of data file)."""
-    import pyarrow.fs as pafs
-
-    fs, path = _filesystem(source)
-    local = isinstance(fs, pafs.LocalFileSystem)
-    info = fs.get_file_info(path)
-    if info.type == pafs.FileType.File:
-        kind = KINDS.get(posixpath.splitext(path)[1].lower())
-        if kind is None:
-            raise CorpusError(f"{source}: unknown corpus format (use .jsonl, .csv, .tsv, .parquet, .txt or a folder)")
-        return InputFiles(source, kind, posixpath.dirname(path), (path,), True, local)
-    if info.type != pafs.FileType.Directory:
-        raise CorpusError(f"{source}: no such file or folder (the ray engine reads files and folders, local or "
-                          "any pyarrow filesystem URI; hub datasets need --engine local)")
-    files = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
-                   if i.type == pafs.FileType.File)
-    txt = tuple(f for f in files if f.endswith(".txt"))
-    if txt:
-        return InputFiles(source, "txt", path, txt, False, local)
-    data = [f for f in files if not posixpath.basename(f).startswith((".", "_"))
-            and posixpath.splitext(f)[1].lower() in KINDS]
-    kinds = {KINDS[posixpath.splitext(f)[1].lower()] for f in data}
-    if len(kinds) != 1:
-        found = (f"mixes {', '.join(sorted(kinds))} files" if kinds
-                 else "has no .txt, .jsonl, .csv, .tsv or .parquet files")
-        raise CorpusError(f"{source}: folder {found}")
-    return InputFiles(source, kinds.pop(), path, tuple(data), False, local)
-
-
-def _raw_records(data: bytes, kind: str, shown: str, rel: str):
-    """(record or None, problem or None) for each record of one file's bytes, in order."""
-    if kind == "txt":
-        try:
-            yield {"id": posixpath.splitext(rel)[0], "text": decode_text(data, shown)}, None
-        except CorpusError as e:
-            yield None, str(e)
-        return
-    if kind == "jsonl":  # lines as Python's text files read them (\n, \r\n, \r); each decoded on its own
-        for lineno, raw in enumerate(data.splitlines(), 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield None, f"{shown}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start})"
-                continue
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield None, f"{shown}:{lineno}: invalid JSON ({e.msg})"
-                continue
-            yield (rec, None) if isinstance(rec, dict) else (None, f"{shown}:{lineno}: not a JSON object")
-        return
-    import pyarrow as pa
-
-    try:
-        if kind == "parquet":
-            import pyarrow.parquet as pq
-
-            batches = pq.ParquetFile(pa.BufferReader(data)).iter_batches()
-        else:
-            import pyarrow.csv as pcsv
-
-            parse = pcsv.ParseOptions(delimiter="\t" if kind == "tsv" else ",")
-            batches = pcsv.read_csv(pa.BufferReader(data), parse_options=parse).to_batches()
-        for batch in batches:
-            for rec in batch.to_pylist():
-                yield rec, None
-    except (pa.ArrowException, OSError) as e:
-        yield None, f"{shown}: unreadable {kind} file ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
-
-
 def parse_file(row: dict, job: CorpusJob, files: InputFiles) -> list[dict]:
     """The records of one input file (a row of ``read_binary_files``), each pickled as the engines pass it on."""
     path = row["path"].split("://", 1)[-1]
@@ -220,7 +116,7 @@ def parse_file(row: dict, job: CorpusJob, files: InputFiles) -> list[dict]:
     shown, rel = files.shown(path), posixpath.relpath(path, files.root)
     where = "" if files.single else f"{shown}: "
     out = []
-    for n, (rec, why) in enumerate(_raw_records(row["bytes"], files.kind, shown, rel)):
+    for n, (rec, why) in enumerate(file_records(row["bytes"], files.kind, shown, rel)):
         if why is None:
             art = to_article(rec, n, job.text_field, job.id_field, files.id_prefix(path))
             out.append(record_of(art, job) if isinstance(art, Article) else problem(f"{where}record {n}: {art}"))
@@ -273,7 +169,7 @@ class RestoreBatches:
         if options.device is None and ray.get_gpu_ids():
             options = dataclasses.replace(options, device="cuda")  # Ray shows the actor its own GPU(s) only
         model = _unpack_model(ray.get(shipped_model[0])) if shipped_model else job.model
-        self.restorer = Restorer.from_pretrained(model, options)
+        self.restorer = Restorer.from_pretrained(model, options, job.restoration)
         self.job, self.tally = job, tally
 
     def __call__(self, batch):
@@ -308,7 +204,7 @@ def _model_files(model_dir: str) -> dict[str, bytes]:
 def _check_output_empty(output: str) -> None:
     import pyarrow.fs as pafs
 
-    fs, path = _filesystem(output)
+    fs, path = filesystem(output)
     if fs.get_file_info(path).type == pafs.FileType.File:
         raise ValueError(f"{output}: is a file; --output must be a folder")
     if fs.get_file_info(path).type == pafs.FileType.Directory and fs.get_file_info(pafs.FileSelector(path)):
@@ -316,7 +212,7 @@ def _check_output_empty(output: str) -> None:
 
 
 def _write_summary(output: str, summary: dict) -> None:
-    fs, path = _filesystem(output)
+    fs, path = filesystem(output)
     fs.create_dir(path, recursive=True)
     with fs.open_output_stream(posixpath.join(path, "summary.json")) as f:
         f.write(json.dumps(summary, indent=2).encode("utf-8"))
@@ -416,7 +312,7 @@ def _run(ray, job: CorpusJob, options: RayOptions, files: InputFiles, progress: 
     tally = ray.remote(num_cpus=0)(_Tally).remote()
     start = time.monotonic()
     with _QuietRayData():
-        fs = None if local_scheme else _filesystem(files.source)[0]  # the one the files were listed on
+        fs = None if local_scheme else filesystem(files.source)[0]  # the one the files were listed on
         ds = ray.data.read_binary_files(paths, filesystem=fs, include_paths=True)
         ds = ds.flat_map(parse_file, fn_kwargs={"job": job, "files": dataclasses.replace(files, paths=())})
         # a file is one block, one actor's work: cut into blocks of a batch so every actor gets some (streaming)
@@ -438,105 +334,3 @@ def _run(ray, job: CorpusJob, options: RayOptions, files: InputFiles, progress: 
     summary["seconds"] = time.monotonic() - start
     _write_summary(job.output, summary)
     return summary
-
-
-# ---------------------------------------------------------------- comparing the engines
-
-def _tree_rss(pid: int) -> int:
-    """Bytes resident in process ``pid`` and all its descendants (shared pages count in each process)."""
-    try:
-        import psutil
-    except ImportError:
-        psutil = None
-    if psutil is not None:
-        try:
-            procs = [psutil.Process(pid)]
-            procs += procs[0].children(recursive=True)
-        except psutil.NoSuchProcess:
-            return 0
-        total = 0
-        for proc in procs:
-            try:
-                total += proc.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-    children: dict[int, list[int]] = {}  # without psutil: /proc (Linux)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        todo += children.get(p, [])
-        try:
-            total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError):
-            pass
-    return total
-
-
-def time_command(argv: list[str]) -> dict:
-    """Run a command; its wall time and the peak memory of its process tree, sampled every 0.2 s."""
-    import subprocess
-
-    start = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak, stop = 0, threading.Event()
-
-    def sample():
-        nonlocal peak
-        while not stop.wait(0.2):
-            peak = max(peak, _tree_rss(proc.pid))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, err = proc.communicate()
-    stop.set()
-    sampler.join()
-    return {"seconds": time.monotonic() - start, "peak_bytes": peak, "returncode": proc.returncode,
-            "stdout": out, "stderr": err}
-
-
-def compare_engines(model: str, source: str, out_dir: str, workers=(1, 2), actors=(1, 2), cpus_per_actor: float = 1.0,
-                    shard_size: int = 100, extra_args: tuple[str, ...] = ()) -> list[dict]:
-    """Run ``corefix restore-corpus`` with each local worker count and each Ray actor count; one result each.
-
-    A result holds the engine, the worker/actor count, wall seconds (start-up included: Python, the model,
-    Ray), the run's own seconds (from its summary), articles, articles per wall second and the peak memory
-    of the whole process tree. Each run writes into its own fresh folder under ``out_dir``.
-    """
-    import shutil
-    import sys
-
-    runs = [("local", n, ["--num-workers", str(n)]) for n in workers]
-    runs += [("ray", n, ["--engine", "ray", "--num-actors", str(n), "--cpus-per-actor", str(cpus_per_actor)])
-             for n in actors]
-    results = []
-    for engine, n, flags in runs:
-        out = Path(out_dir) / f"{engine}-{n}"
-        if out.exists():
-            shutil.rmtree(out)
-        argv = [sys.executable, "-m", "corefix.cli", "restore-corpus", "--model", model, "--input", source,
-                "--output", str(out), "--shard-size", str(shard_size), *flags, *extra_args]
-        run = time_command(argv)
-        if run["returncode"] != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed:\n{run['stderr'][-2000:]}")
-        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-        results.append({"engine": engine, "n": n, "wall_seconds": run["seconds"], "run_seconds": summary["seconds"],
-                        "articles": summary["articles"], "articles_per_s": summary["articles"] / run["seconds"],
-                        "peak_mib": run["peak_bytes"] / 2**20, "failures": len(summary["failures"])})
-    return results
-
-
-def markdown_table(results: list[dict]) -> str:
-    """The results of :func:`compare_engines` as one Markdown table."""
-    lines = ["| engine | workers / actors | wall s | run s | articles | articles/s (wall) | peak RSS MiB (tree) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in results:
-        lines.append(f"| {r['engine']} | {r['n']} | {r['wall_seconds']:.1f} | {r['run_seconds']:.1f} | "
-                     f"{r['articles']} | {r['articles_per_s']:.2f} | {r['peak_mib']:.0f} |")
-    return "\n".join(lines)

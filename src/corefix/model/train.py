@@ -10,6 +10,13 @@ Runs on the CPU, on one GPU (with mixed precision when available) or, under
 - ``last/``: the full training state (model, optimizer, scheduler, RNG,
   ``progress.json``) written at each evaluation, for resuming after a kill;
 - ``metrics.jsonl``: one line per logged step and per evaluation.
+
+:func:`train` trains only; calibration and the span heads come after it
+(:func:`corefix.model.pipeline.train_model`, what ``corefix train`` runs). Its
+parts: the data (:func:`load_training_data`), the optimizer and schedule
+(:func:`make_optimizer`, :func:`make_schedule`), checkpointing
+(:class:`Checkpoints`) and the loop (:func:`run_loop`, one optimizer step of
+it :func:`training_step`, the step the benchmark times).
 """
 
 from __future__ import annotations
@@ -27,13 +34,11 @@ import yaml
 
 from ..config import check_fields, coerce_setting, parse_override, read_yaml, setting_types
 from ..data.records import data_dirs, load_split, read_records
-from .calibrate import METRICS, calibrate
-from .fit_heads import fit_heads
 from .card import ModelCard
-from .decode import DECODINGS, DecodePolicy
+from .decode import DecodePolicy
 from .features import WordFeatures, length_grouped_order, window_dataset
 from .inference import predict_words
-from .metrics import span_scores
+from .metrics import METRICS, span_scores
 from .network import DEFAULT_MODEL, configure_encoder, fit_token_types, load_tokenizer, new_model, save_trained
 from .precision import TRAINING_PRECISIONS, cpu_name, training_precision
 from .release import git_commit
@@ -151,21 +156,250 @@ def validate(model, tokenizer, records: list[dict], cfg: TrainConfig, features: 
     return span_scores([r["tags"] for r in records], [p.tags(DecodePolicy()) for p in preds])
 
 
+@dataclass
+class TrainingData:
+    """What a run trains and validates on."""
+
+    windows: Any  # the training windows (memory-mapped Arrow, read a batch at a time)
+    lengths: list[int]  # tokens of each window, for length-grouped batches
+    validation: list[dict]  # the validation articles scored during training
+    simulator: dict  # the simulator settings of the training data (one entry per folder of a mixture)
+
+
+def load_training_data(cfg: TrainConfig, tokenizer, features: WordFeatures) -> TrainingData:
+    """The training windows (:func:`corefix.model.features.window_dataset`) and validation articles of ``cfg``."""
+    dirs = data_dirs(cfg.data_dir)
+    excluded = tuple(cfg.exclude_profiles)
+    # eval_docs None: every validation article; 0: as many as calibration reads
+    wanted = None if cfg.eval_docs is None else max(cfg.eval_docs, cfg.calibration_docs or 0)
+    validation = read_records(dirs, "validation", wanted, excluded)[: cfg.eval_docs or None]
+    train_records = load_split(dirs, "train", excluded)
+    if cfg.train_limit:
+        train_records = train_records.select(range(min(cfg.train_limit, len(train_records))))
+    train_stride = cfg.stride if cfg.train_stride is None else cfg.train_stride
+    windows = window_dataset(train_records, tokenizer, cfg.max_length, train_stride, features)
+    lengths = list(windows["length"])
+    if not lengths:
+        raise ValueError(f"{', '.join(str(d) for d in dirs)}: no training windows")
+    sims = {str(d): json.loads((d / "simulate.json").read_text()) for d in dirs if (d / "simulate.json").is_file()}
+    simulator = next(iter(sims.values())) if len(dirs) == 1 and sims else sims
+    return TrainingData(windows.remove_columns("length"), lengths, validation, simulator)
+
+
+def planned_steps(cfg: TrainConfig, n_windows: int, num_processes: int) -> int:
+    """Optimizer steps of the run: ``max_steps``, or ``epochs`` over the windows shared by the processes."""
+    steps_per_epoch = math.ceil(n_windows / (cfg.batch_size * cfg.grad_accum * num_processes))
+    return cfg.max_steps or max(1, int(cfg.epochs * steps_per_epoch))
+
+
+NO_DECAY = ("bias", "LayerNorm.weight", "layernorm", "norm")  # parameters trained without weight decay
+
+
+def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters, without weight decay on biases and norms."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in trainable if not any(k in n for k in NO_DECAY)], "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in trainable if any(k in n for k in NO_DECAY)], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate)
+
+
+def make_schedule(optimizer, cfg: TrainConfig, total_steps: int, num_processes: int = 1):
+    """Linear warmup then linear decay to zero at the last of ``total_steps`` optimizer steps.
+
+    ``accelerate`` steps a prepared scheduler once per process at each
+    optimizer step, so under ``accelerate launch`` with N processes the
+    schedule is N times as long as the optimizer steps (as in Hugging Face's
+    ``no_trainer`` examples); otherwise the learning rate would reach zero
+    after 1/N of the run.
+    """
+    from transformers import get_scheduler
+
+    return get_scheduler("linear", optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps) * num_processes,
+                         num_training_steps=total_steps * num_processes)
+
+
+def class_weights(cfg: TrainConfig, device) -> torch.Tensor:
+    """The loss weight of each tag: 1 for ``O``, ``inserted_weight`` for the others."""
+    return torch.tensor([1.0] + [cfg.inserted_weight] * 4, device=device)
+
+
+def batch_loss(model, batch: dict, weights: torch.Tensor) -> torch.Tensor:
+    """The class-weighted token cross-entropy of one batch (``labels`` -100 ignored)."""
+    batch = dict(batch)
+    labels = batch.pop("labels")
+    logits = model(**batch).logits
+    return torch.nn.functional.cross_entropy(
+        logits.float().view(-1, logits.shape[-1]), labels.view(-1), weight=weights, ignore_index=-100)
+
+
+def training_step(accelerator, model, optimizer, scheduler, batch: dict, weights: torch.Tensor) -> float:
+    """One batch of the loop: loss, backward, and (at the end of gradient accumulation) the optimizer and
+    schedule step; the batch's loss."""
+    with accelerator.accumulate(model):
+        loss = batch_loss(model, batch, weights)
+        accelerator.backward(loss)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    return loss.item()
+
+
+@dataclass
+class Progress:
+    """Where a run stands; saved with each checkpoint (``progress.json``) so a killed run resumes."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    best_f1: float = -1.0
+    elapsed_s: float = 0.0
+    best: dict | None = None
+    out_of_time: bool = False
+
+
+class Checkpoints:
+    """The run folder: ``best/`` (the best model, with its card), ``last/`` (the whole training state),
+    ``metrics.jsonl`` (what the run logs), ``train_config.yaml``."""
+
+    def __init__(self, cfg: TrainConfig, accelerator, tokenizer, features: WordFeatures, data: TrainingData,
+                 total_steps: int, precision):
+        self.cfg, self.accelerator, self.tokenizer, self.features = cfg, accelerator, tokenizer, features
+        self.data, self.total_steps, self.precision = data, total_steps, precision
+        self.run_dir = Path(cfg.run_dir)
+        self.last_dir = self.run_dir / "last"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "train_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg)), encoding="utf-8")
+        self.log_file = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+
+    def resume(self, progress: Progress) -> Progress:
+        """The progress of the last checkpoint, its state loaded into the prepared objects; else ``progress``."""
+        if not (self.last_dir / "progress.json").is_file():
+            return progress
+        self.accelerator.load_state(str(self.last_dir))
+        saved = json.loads((self.last_dir / "progress.json").read_text())
+        progress = dataclasses.replace(progress, **{k: v for k, v in saved.items() if k in Progress.__dataclass_fields__})
+        self.accelerator.print(f"resumed from {self.last_dir} at step {progress.step}")
+        return progress
+
+    def log(self, rec: dict) -> None:
+        if self.accelerator.is_main_process:
+            self.log_file.write(json.dumps(rec) + "\n")
+            self.log_file.flush()
+
+    def record(self, progress: Progress) -> dict:
+        return training_record(progress.step, self.total_steps, progress.out_of_time, self.precision)
+
+    def save_best(self, model, progress: Progress, scores: dict) -> None:
+        cfg, features = self.cfg, self.features
+        card = ModelCard(max_length=cfg.max_length, stride=cfg.stride, base_model=cfg.model,
+                         case_feature=features.case, evidence=features.evidence, step=progress.step, validation=scores,
+                         simulator=self.data.simulator, train_config=dataclasses.asdict(cfg),
+                         training=self.record(progress))
+        save_trained(model, self.tokenizer, card, self.run_dir / "best")
+
+    def evaluate_and_save(self, model, progress: Progress) -> None:
+        """Validate, keep the model if it is the best yet, and save the whole state to ``last/``."""
+        acc = self.accelerator
+        if acc.is_main_process:
+            unwrapped = acc.unwrap_model(model)
+            scores = validate(unwrapped, self.tokenizer, self.data.validation, self.cfg, self.features)
+            f1 = scores.get("micro", {}).get("f1", 0.0)
+            self.log({"step": progress.step, "eval": scores})
+            if f1 > progress.best_f1:
+                progress.best_f1 = f1
+                progress.best = {"step": progress.step, "validation": scores}
+                self.save_best(unwrapped, progress, scores)
+            acc.print(f"step {progress.step}: validation micro F1 {f1:.4f} (best {progress.best_f1:.4f})")
+        acc.wait_for_everyone()
+        acc.save_state(str(self.last_dir))
+        if acc.is_main_process:
+            (self.last_dir / "progress.json").write_text(json.dumps(dataclasses.asdict(progress)))
+
+    def finish(self, progress: Progress) -> None:
+        """The best model's card says how far its run got, whatever step it was saved at."""
+        best_dir = self.run_dir / "best"
+        if self.accelerator.is_main_process and best_dir.is_dir():
+            card = ModelCard.load(best_dir)
+            card.training = self.record(progress)
+            card.save(best_dir)
+
+    def close(self) -> None:
+        self.log_file.close()
+
+
+class RunningLoss:
+    """The mean loss of the batches since the last log line, whatever epochs they came from."""
+
+    def __init__(self):
+        self.total, self.batches = 0.0, 0
+
+    def add(self, loss: float) -> None:
+        self.total += loss
+        self.batches += 1
+
+    def take(self) -> float:
+        mean = self.total / max(self.batches, 1)
+        self.total, self.batches = 0.0, 0
+        return mean
+
+
+def run_loop(cfg: TrainConfig, accelerator, model, optimizer, scheduler, data: TrainingData, collator,
+             checkpoints: Checkpoints, progress: Progress, total_steps: int, show: bool) -> Progress:
+    """Train from ``progress`` to ``total_steps`` (or the time budget), validating every ``eval_every`` steps."""
+    from torch.utils.data import DataLoader, Subset
+    from tqdm.auto import tqdm
+
+    weights = class_weights(cfg, accelerator.device)
+    model.train()
+    bar = tqdm(total=total_steps, initial=progress.step, desc="training", disable=not (show and accelerator.is_local_main_process))
+    start = time.monotonic() - progress.elapsed_s
+    running = RunningLoss()
+    done = progress.step >= total_steps
+    while not done:
+        order = length_grouped_order(data.lengths, cfg.batch_size, cfg.seed + progress.epoch)
+        loader = accelerator.prepare(DataLoader(Subset(data.windows, order), batch_size=cfg.batch_size, shuffle=False,
+                                                collate_fn=collator))
+        if progress.batches_in_epoch:
+            loader = accelerator.skip_first_batches(loader, progress.batches_in_epoch)
+        for batch in loader:
+            running.add(training_step(accelerator, model, optimizer, scheduler, batch, weights))
+            progress.batches_in_epoch += 1
+            if not accelerator.sync_gradients:
+                continue
+            progress.step += 1
+            progress.elapsed_s = time.monotonic() - start
+            bar.update(1)
+            if progress.step % cfg.log_every == 0:
+                avg = running.take()
+                bar.set_postfix(loss=f"{avg:.4f}")
+                checkpoints.log({"step": progress.step, "loss": avg, "lr": scheduler.get_last_lr()[0],
+                                 "elapsed_s": round(progress.elapsed_s, 1)})
+            progress.out_of_time = cfg.max_minutes is not None and progress.elapsed_s >= 60 * cfg.max_minutes
+            if progress.step >= total_steps or progress.out_of_time:
+                done = True
+                break
+            if progress.step % cfg.eval_every == 0:
+                checkpoints.evaluate_and_save(model, progress)
+        else:
+            progress.epoch += 1
+            progress.batches_in_epoch = 0
+    bar.close()
+    return progress
+
+
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
-    """Train, validating every ``eval_every`` steps; returns the best validation scores."""
+    """Train, validating every ``eval_every`` steps; returns the best validation scores.
+
+    An undertrained run (:func:`undertrained_warning`) raises :class:`Undertrained`. Calibration and the
+    span heads are not this function's: :func:`corefix.model.pipeline.train_model` runs them after it.
+    """
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
-    from torch.utils.data import DataLoader, Subset
-    from tqdm.auto import tqdm
-    from transformers import DataCollatorForTokenClassification, get_scheduler
+    from transformers import DataCollatorForTokenClassification
 
-    run_dir = Path(cfg.run_dir)
-    dirs = data_dirs(cfg.data_dir)
-    excluded = tuple(cfg.exclude_profiles)
-    wanted = None if cfg.eval_docs is None else max(cfg.eval_docs, cfg.calibration_docs or 0)
-    all_val_records = read_records(dirs, "validation", wanted, excluded)
-    val_records = all_val_records[: cfg.eval_docs] if cfg.eval_docs else all_val_records
     precision = training_precision(cfg.mixed_precision)
     # accelerate keeps one mixed-precision mode per process; a second run in the same process (a notebook,
     # the tests) may choose another. The distributed state (PartialState) is kept.
@@ -177,150 +411,25 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     model = new_model(cfg.model)
     configure_model(model, cfg)
     features = fit_token_types(model, WordFeatures(cfg.case_feature, cfg.evidence))
-
-    train_records = load_split(dirs, "train", excluded)
-    if cfg.train_limit:
-        train_records = train_records.select(range(min(cfg.train_limit, len(train_records))))
-    train_stride = cfg.stride if cfg.train_stride is None else cfg.train_stride
-    windows = window_dataset(train_records, tokenizer, cfg.max_length, train_stride, features)
-    lengths = list(windows["length"])
-    feats = windows.remove_columns("length")  # memory-mapped Arrow: read a batch at a time
-    if not lengths:
-        raise ValueError(f"{', '.join(str(d) for d in dirs)}: no training windows")
+    data = load_training_data(cfg, tokenizer, features)
     collator = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8 if accelerator.mixed_precision != "no" else None)
-
-    steps_per_epoch = math.ceil(len(feats) / (cfg.batch_size * cfg.grad_accum * accelerator.num_processes))
-    total_steps = cfg.max_steps or max(1, int(cfg.epochs * steps_per_epoch))
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm")
-    groups = [
-        {"params": [p for n, p in trainable if not any(k in n for k in no_decay)], "weight_decay": cfg.weight_decay},
-        {"params": [p for n, p in trainable if any(k in n for k in no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate)
-    scheduler = get_scheduler("linear", optimizer, num_warmup_steps=int(cfg.warmup_ratio * total_steps),
-                              num_training_steps=total_steps)
+    total_steps = planned_steps(cfg, len(data.windows), accelerator.num_processes)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_schedule(optimizer, cfg, total_steps, accelerator.num_processes)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    class_weights = torch.tensor([1.0] + [cfg.inserted_weight] * 4, device=accelerator.device)
-
-    def compute_loss(batch):
-        labels = batch.pop("labels")
-        logits = model(**batch).logits
-        return torch.nn.functional.cross_entropy(
-            logits.float().view(-1, logits.shape[-1]), labels.view(-1), weight=class_weights, ignore_index=-100)
-
-    state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "best_f1": -1.0, "elapsed_s": 0.0, "best": None}
-    last_dir = run_dir / "last"
-    if resume and (last_dir / "progress.json").is_file():
-        accelerator.load_state(str(last_dir))
-        state.update(json.loads((last_dir / "progress.json").read_text()))
-        accelerator.print(f"resumed from {last_dir} at step {state['step']}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "train_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg)), encoding="utf-8")
-    # the simulator settings of the training data, one entry per folder of the mixture
-    sims = {str(d): json.loads((d / "simulate.json").read_text()) for d in dirs if (d / "simulate.json").is_file()}
-    sim_settings = next(iter(sims.values())) if len(dirs) == 1 and sims else sims
-    log_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
-
-    def log(rec):
-        if accelerator.is_main_process:
-            log_file.write(json.dumps(rec) + "\n")
-            log_file.flush()
-
-    def evaluate_and_checkpoint():
-        unwrapped = accelerator.unwrap_model(model)
-        scores = validate(unwrapped, tokenizer, val_records, cfg, features) if accelerator.is_main_process else {}
-        if accelerator.is_main_process:
-            f1 = scores.get("micro", {}).get("f1", 0.0)
-            log({"step": state["step"], "eval": scores})
-            if f1 > state["best_f1"]:
-                state["best_f1"] = f1
-                state["best"] = {"step": state["step"], "validation": scores}
-                card = ModelCard(max_length=cfg.max_length, stride=cfg.stride, base_model=cfg.model,
-                                 case_feature=features.case, evidence=features.evidence, step=state["step"], validation=scores,
-                                 simulator=sim_settings, train_config=dataclasses.asdict(cfg),
-                                 training=training_record(state["step"], total_steps, out_of_time, precision))
-                save_trained(unwrapped, tokenizer, card, run_dir / "best")
-            accelerator.print(f"step {state['step']}: validation micro F1 {f1:.4f} (best {state['best_f1']:.4f})")
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(last_dir))
-        if accelerator.is_main_process:
-            (last_dir / "progress.json").write_text(json.dumps(state))
-
-    model.train()
-    bar = tqdm(total=total_steps, initial=state["step"], desc="training", disable=not (progress and accelerator.is_local_main_process))
-    start = time.monotonic() - state["elapsed_s"]
-    done = state["step"] >= total_steps
-    out_of_time = bool(state.get("out_of_time"))
-    while not done:
-        order = length_grouped_order(lengths, cfg.batch_size, cfg.seed + state["epoch"])
-        loader = DataLoader(Subset(feats, order), batch_size=cfg.batch_size, shuffle=False, collate_fn=collator)
-        loader = accelerator.prepare(loader)
-        if state["batches_in_epoch"]:
-            loader = accelerator.skip_first_batches(loader, state["batches_in_epoch"])
-        running = 0.0
-        for batch in loader:
-            with accelerator.accumulate(model):
-                loss = compute_loss(batch)
-                accelerator.backward(loss)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            state["batches_in_epoch"] += 1
-            running += loss.item()
-            if not accelerator.sync_gradients:
-                continue
-            state["step"] += 1
-            state["elapsed_s"] = time.monotonic() - start
-            bar.update(1)
-            if state["step"] % cfg.log_every == 0:
-                avg = running / (cfg.log_every * cfg.grad_accum)
-                running = 0.0
-                bar.set_postfix(loss=f"{avg:.4f}")
-                log({"step": state["step"], "loss": avg, "lr": scheduler.get_last_lr()[0],
-                     "elapsed_s": round(state["elapsed_s"], 1)})
-            out_of_time = cfg.max_minutes is not None and state["elapsed_s"] >= 60 * cfg.max_minutes
-            state["out_of_time"] = out_of_time
-            if state["step"] >= total_steps or out_of_time:
-                done = True
-                break
-            if state["step"] % cfg.eval_every == 0:
-                evaluate_and_checkpoint()
-        else:
-            state["epoch"] += 1
-            state["batches_in_epoch"] = 0
-    bar.close()
-    if out_of_time:
-        accelerator.print(f"time budget of {cfg.max_minutes} min reached at step {state['step']} of {total_steps}")
-    evaluate_and_checkpoint()
-    if (run_dir / "best").is_dir():  # the best model's card says how far its run got, whatever step it was saved at
-        best_card = ModelCard.load(run_dir / "best")
-        best_card.training = training_record(state["step"], total_steps, out_of_time, precision)
-        best_card.save(run_dir / "best")
-    warning = undertrained_warning(state["step"], total_steps, out_of_time)
+    checkpoints = Checkpoints(cfg, accelerator, tokenizer, features, data, total_steps, precision)
+    state = checkpoints.resume(Progress()) if resume else Progress()
+    state = run_loop(cfg, accelerator, model, optimizer, scheduler, data, collator, checkpoints, state, total_steps,
+                     progress)
+    if state.out_of_time:
+        accelerator.print(f"time budget of {cfg.max_minutes} min reached at step {state.step} of {total_steps}")
+    checkpoints.evaluate_and_save(model, state)
+    checkpoints.finish(state)
+    warning = undertrained_warning(state.step, total_steps, state.out_of_time)
     if warning:
         accelerator.print(f"\n{'!' * 78}\nWARNING: {warning}\n{'!' * 78}\n")
-        log({"step": state["step"], "warning": warning})
-        log_file.close()
-        raise Undertrained(warning, state["best"] or {})
-    if accelerator.is_main_process and cfg.calibration_docs and all_val_records and (run_dir / "best").is_dir():
-        card = calibrate(run_dir / "best", all_val_records[: cfg.calibration_docs], cfg.calibration_metric)
-        info = card.calibration_info()
-        log({"step": state["step"], **info})
-        if state["best"] is not None:
-            state["best"].update(info)
-        cal = info["calibration"]
-        metric = cal["metric"]
-        tuned = ", ".join(f"{d} {cal[d][metric]:.4f} at {cal[d]['best_threshold']}" for d in DECODINGS)
-        accelerator.print(f"decoding {info['decoding']}, threshold {info['threshold']} (validation micro {metric}: "
-                          f"{tuned}; arg-max {cal['argmax_' + metric]:.4f}; {cal['articles']} articles)")
-    if accelerator.is_main_process and cfg.heads_train_docs and (run_dir / "best").is_dir():
-        dirs = data_dirs(cfg.data_dir)
-        excluded = tuple(cfg.exclude_profiles)
-        heads = fit_heads(run_dir / "best", read_records(dirs, "train", cfg.heads_train_docs, excluded),
-                          read_records(dirs, "validation", cfg.heads_validation_docs, excluded),
-                          seed=cfg.seed, progress=progress, log=accelerator.print)
-        log({"step": state["step"], "heads": {k: v for k, v in heads.info.items() if k != "fill_thresholds"},
-             "fill_threshold": heads.fill_threshold})
-    log_file.close()
-    return state["best"] or {}
+        checkpoints.log({"step": state.step, "warning": warning})
+    checkpoints.close()
+    if warning:
+        raise Undertrained(warning, state.best or {})
+    return state.best or {}
