@@ -108,6 +108,25 @@ def test_bad_inputs_give_one_line_errors(model_dir, tmp_path, capsys):
     assert code == 1 and "bad.txt" in err and out.strip()
 
 
+def test_a_folder_with_broken_links_and_bad_files_names_each_in_one_line(model_dir, tmp_path, capsys):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "good.txt").write_text(DAMAGED, encoding="utf-8")
+    (folder / "nested").mkdir()
+    (folder / "nested" / "also-good.txt").write_text("Mr. Blair said he would go.", encoding="utf-8")
+    (folder / "dangling.txt").symlink_to(tmp_path / "gone.txt")
+    (folder / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    (folder / "binary.txt").write_bytes(b"\x00\x01\x02PNG")
+    code, out, err = run_cli(["predict", "--model", model_dir, "--input", str(folder), "--format", "jsonl"], capsys)
+    assert code == 1 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    for name, fragment in (("dangling.txt", "broken link"), ("latin1.txt", "not valid UTF-8"), ("binary.txt", "binary")):
+        named = [line for line in lines if name in line]
+        assert len(named) == 1 and fragment in named[0], (name, err)
+    assert sorted(json.loads(line)["id"] for line in out.splitlines()) == ["good", "nested/also-good"]
+    assert "restored 2 articles" in err and "3 inputs failed" in err
+
+
 def test_bad_inference_options_give_one_line_errors(model_dir, tiny_data, tmp_path, capsys):
     good = tmp_path / "good.txt"
     good.write_text(DAMAGED, encoding="utf-8")

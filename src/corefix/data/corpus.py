@@ -155,7 +155,7 @@ def _iter_jsonl(path: Path, report: LoadReport):
 
 
 def _iter_txt_folder(path: Path, report: LoadReport):
-    files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+    files = sorted(p for p in path.rglob("*.txt") if p.is_file() or p.is_symlink())  # a broken link is reported
     if not files:
         raise CorpusError(f"{path}: folder has no .txt files")
     yield from _iter_txt_files(files, report, root=path)
@@ -177,6 +177,10 @@ def decode_text(data: bytes, where: str) -> str:
 
 def _iter_txt_files(files, report: LoadReport, root: Path | None = None):
     for p in files:
+        if p.is_symlink() and not p.exists():
+            report.malformed(str(p), f"broken link (to {os.readlink(p)})")
+            yield None
+            continue
         try:
             text = decode_text(p.read_bytes(), str(p))
         except OSError as e:
