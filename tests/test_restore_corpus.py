@@ -108,3 +108,29 @@ def test_parquet_and_jsonl_outputs_carry_the_same_records(tiny_model, corpus, tm
     assert any("pronoun" in s for s in spans_written) and any("gap" in s for s in spans_written)
     for a, b in zip(out["jsonl"], out["parquet"]):
         assert _without_nulls(a) == _without_nulls(b), a["id"]
+
+
+def test_bad_lines_of_every_kind_are_named_by_line_and_the_good_ones_restored_once(tiny_model, tmp_path, capsys):
+    from corefix.cli import main
+
+    good = [{"id": "g1", "text": TEXT}, {"id": "g2", "text": "Mr. Blair said he would go."},
+            {"id": "g1", "text": "A second record with the same id."}, {"id": "big", "text": TEXT * 300}]
+    lines = [json.dumps(good[0]).encode(), b'{"id": "t", "text": "truncated', json.dumps(good[1]).encode(),
+             b"[1, 2, 3]", b'{"id": "nt"}', b"", b'{"id": "ns", "text": 42}', json.dumps(good[2]).encode(),
+             b'{"id": "u", "text": "caf\xe9"}', json.dumps(good[3]).encode()]
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "out"
+    main(["restore-corpus", "--model", str(tiny_model[0]), "--input", str(src), "--output", str(out)])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    rows = [json.loads(line) for p in sorted(out.glob("shard-*.jsonl")) for line in p.read_text().splitlines()]
+    assert [(r["id"], r["text"]) for r in rows] == [(g["id"], g["text"]) for g in good]  # each once, in order
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["articles"] == 4
+    failures = [f["record"] for f in summary["failures"]]
+    expected = [(2, "invalid JSON"), (4, "not a JSON object"), (5, "no string field"), (7, "no string field"),
+                (9, "not valid UTF-8")]
+    assert len(failures) == len(expected)
+    for got, (line, why) in zip(failures, expected):  # in input order, each with its line number
+        assert got.startswith(f"{src}:{line}: ") and why in got, got

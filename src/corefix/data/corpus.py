@@ -13,7 +13,7 @@ import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +83,12 @@ def iter_corpus(
         records = _iter_datasets(_hub_dataset(str(source), split), report)
     else:
         raise CorpusError(f"{source}: no such file or folder")
-    for n, rec in enumerate(records):
+    for n, (where, rec) in enumerate(records):  # where: the record's file and line, when it has them
         if rec is None:
             continue
         art = to_article(rec, n, text_field, id_field)
         if isinstance(art, str):
-            report.malformed(f"record {n}", art)
+            report.malformed(where or f"record {n}", art)
             continue
         if not art.text.strip() and not keep_empty:
             report.skipped_empty += 1
@@ -140,18 +140,33 @@ def json_record(line: str) -> tuple[dict | None, str | None]:
     return (rec, None) if isinstance(rec, dict) else (None, "not a JSON object")
 
 
+def jsonl_records(lines: Iterable[bytes]) -> Iterator[tuple[int, dict | None, str | None]]:
+    """``(line number, record, None)`` or ``(line number, None, why)`` for each non-blank line of JSONL bytes.
+
+    Lines are split as Python's text files split them (\\n, \\r\\n, \\r) and each is
+    decoded on its own, so a line of invalid UTF-8 is one bad record, not a lost file.
+    """
+    lineno = 0
+    for chunk in lines:
+        for raw in chunk.splitlines():
+            lineno += 1
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield lineno, None, f"not valid UTF-8 ({e.reason} at byte {e.start} of the line)"
+                continue
+            if not line.strip():
+                continue
+            rec, why = json_record(line)
+            yield lineno, rec, why
+
+
 def _iter_jsonl(path: Path, report: LoadReport):
-    with open(path, encoding="utf-8", errors="strict") as f:
-        try:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                rec, why = json_record(line)
-                if why:
-                    report.malformed(f"{path}:{lineno}", why)
-                yield rec
-        except UnicodeDecodeError as e:
-            raise CorpusError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+    with open(path, "rb") as f:
+        for lineno, rec, why in jsonl_records(f):
+            if why:
+                report.malformed(f"{path}:{lineno}", why)
+            yield f"{path}:{lineno}", rec
 
 
 def _iter_txt_folder(path: Path, report: LoadReport):
@@ -179,20 +194,20 @@ def _iter_txt_files(files, report: LoadReport, root: Path | None = None):
     for p in files:
         if p.is_symlink() and not p.exists():
             report.malformed(str(p), f"broken link (to {os.readlink(p)})")
-            yield None
+            yield str(p), None
             continue
         try:
             text = decode_text(p.read_bytes(), str(p))
         except OSError as e:
             report.malformed(str(p), f"unreadable ({e.strerror or type(e).__name__})")
-            yield None
+            yield str(p), None
             continue
         except CorpusError as e:
             report.malformed(str(p), str(e).split(": ", 1)[-1])
-            yield None
+            yield str(p), None
             continue
         rel = p.relative_to(root) if root else Path(p.name)
-        yield {"id": str(rel.with_suffix("")), "text": text}
+        yield str(p), {"id": str(rel.with_suffix("")), "text": text}
 
 
 def _local_dataset(path: Path):
@@ -212,7 +227,7 @@ def _hub_dataset(name: str, split: str):
 
 def _iter_datasets(ds, report: LoadReport):
     for rec in ds:
-        yield dict(rec)
+        yield None, dict(rec)
 
 
 def read_inputs(sources: list[str], text_field: str = "text", id_field: str = "id",
@@ -321,24 +336,17 @@ def list_input(source: str) -> InputFiles:
 
 
 def file_records(data: bytes, kind: str, shown: str, rel: str):
-    """(record or None, problem or None) for each record of one file's bytes, in order."""
+    """(where, record or None, problem or None) for each record of one file's bytes, in order; ``where`` is
+    the record's file and line (a JSONL file) or file (a text file), None in a table."""
     if kind == "txt":
         try:
-            yield {"id": posixpath.splitext(rel)[0], "text": decode_text(data, shown)}, None
+            yield shown, {"id": posixpath.splitext(rel)[0], "text": decode_text(data, shown)}, None
         except CorpusError as e:
-            yield None, str(e)
+            yield shown, None, str(e)
         return
-    if kind == "jsonl":  # lines as Python's text files read them (\n, \r\n, \r); each decoded on its own
-        for lineno, raw in enumerate(data.splitlines(), 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield None, f"{shown}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start})"
-                continue
-            if not line.strip():
-                continue
-            rec, why = json_record(line)
-            yield rec, why and f"{shown}:{lineno}: {why}"
+    if kind == "jsonl":
+        for lineno, rec, why in jsonl_records([data]):
+            yield f"{shown}:{lineno}", rec, why and f"{shown}:{lineno}: {why}"
         return
     import pyarrow as pa
 
@@ -354,6 +362,6 @@ def file_records(data: bytes, kind: str, shown: str, rel: str):
             batches = pcsv.read_csv(pa.BufferReader(data), parse_options=parse).to_batches()
         for batch in batches:
             for rec in batch.to_pylist():
-                yield rec, None
+                yield None, rec, None
     except (pa.ArrowException, OSError) as e:
-        yield None, f"{shown}: unreadable {kind} file ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        yield None, None, f"{shown}: unreadable {kind} file ({str(e).splitlines()[0] if str(e) else type(e).__name__})"

@@ -116,10 +116,11 @@ def parse_file(row: dict, job: CorpusJob, files: InputFiles) -> list[dict]:
     shown, rel = files.shown(path), posixpath.relpath(path, files.root)
     where = "" if files.single else f"{shown}: "
     out = []
-    for n, (rec, why) in enumerate(file_records(row["bytes"], files.kind, shown, rel)):
+    for n, (loc, rec, why) in enumerate(file_records(row["bytes"], files.kind, shown, rel)):
         if why is None:
             art = to_article(rec, n, job.text_field, job.id_field, files.id_prefix(path))
-            out.append(record_of(art, job) if isinstance(art, Article) else problem(f"{where}record {n}: {art}"))
+            at = f"{loc}: " if loc else f"{where}record {n}: "
+            out.append(record_of(art, job) if isinstance(art, Article) else problem(f"{at}{art}"))
         else:
             out.append(problem(why))
     return [{"record": pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL)} for r in out]
