@@ -171,12 +171,20 @@ def load_trained(path: str | Path | None, device: str | None = None):
 
 def save_trained(model, tokenizer, card: ModelCard, out_dir: Path) -> None:
     """Write weights (safetensors), tokenizer and card into ``out_dir``, replacing it atomically."""
+    with _replacing(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        card.save(tmp)
+
+
+@contextlib.contextmanager
+def _replacing(out_dir: Path):
+    """A fresh folder beside ``out_dir`` to write into; it replaces ``out_dir`` once the block succeeds."""
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    card.save(tmp)
+    tmp.mkdir(parents=True)
+    yield tmp
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
@@ -219,35 +227,26 @@ def save_compact(model_dir: str | Path, out_dir: str | Path, dtype: str = "float
     card = ModelCard.load(model_dir)
     base = card.base_model or DEFAULT_MODEL
     state = load_file(str(model_dir / "model.safetensors"))
-    with open(model_dir / "config.json", encoding="utf-8") as f:
-        import json
-
-        prefix = {"bert": "bert.", "roberta": "roberta.", "distilbert": "distilbert."}.get(json.load(f).get("model_type"), "")
     from_base, kept = {}, {}
     with safe_open(str(_base_weights_file(base)), "pt") as f:
         base_names = set(f.keys())
         for name, tensor in state.items():
-            base_name = name.removeprefix(prefix)
-            if base_name in base_names:
+            # the encoder's own name, or with the task model's prefix ("bert.embeddings..." for "embeddings...")
+            base_name = next((n for n in (name, name.split(".", 1)[-1]) if n in base_names), None)
+            if base_name is not None:
                 ref = f.get_tensor(base_name)
                 if ref.shape == tensor.shape and torch.equal(ref, tensor):
                     from_base[name] = {"base_name": base_name, "sha256": _tensor_digest(ref)}
                     continue
             kept[name] = tensor.to(getattr(torch, dtype)) if tensor.is_floating_point() else tensor
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_file(kept, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-    shutil.copy(model_dir / "config.json", tmp / "config.json")
-    if (model_dir / "heads.safetensors").is_file():
-        shutil.copy(model_dir / "heads.safetensors", tmp / "heads.safetensors")
     card.weights = {"base": base, "dtype": dtype, "from_base": from_base, "tokenizer": "base"}
     card.needs_reader = 4
-    card.save(tmp)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+    with _replacing(out_dir) as tmp:
+        save_file(kept, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        shutil.copy(model_dir / "config.json", tmp / "config.json")
+        if (model_dir / "heads.safetensors").is_file():
+            shutil.copy(model_dir / "heads.safetensors", tmp / "heads.safetensors")
+        card.save(tmp)
     return card.weights
 
 
