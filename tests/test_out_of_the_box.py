@@ -190,3 +190,11 @@ def test_compact_model_refuses_a_different_base_encoder(frozen_model, tmp_path):
     (out / "corefix.json").write_text(json.dumps(card))
     with pytest.raises(ModelDirError, match="different"):
         load_trained(out)
+
+
+def test_package_model_names_itself_in_errors_and_records_the_command(frozen_model, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["package-model", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--command", "x"])
+    assert e.value.code == 2 and "corefix package-model: error:" in capsys.readouterr().err
+    main(["package-model", "--model", str(frozen_model), "--out", str(tmp_path / "o"), "--command", "bash make.sh"])
+    assert ModelCard.load(tmp_path / "o").release["command"] == "bash make.sh"

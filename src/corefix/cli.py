@@ -222,19 +222,17 @@ def _add_package_model(sub):
                    help="evaluation folder of the packed model (corefix evaluate --out DIR, several --data): "
                         "its test scores go into the card")
     p.add_argument("--config", default=None, help="the training config, for the record")
-    p.add_argument("--command", default=None, help="the command that made the model, for the record")
+    p.add_argument("--command", dest="made_by", default=None, help="the command that made the model, for the record")
     p.add_argument("--force", action="store_true",
                    help="replace a released model in --out even if the new one is not better on every test set")
     p.set_defaults(func=_run_package_model)
 
 
 def _run_package_model(args):
-    from .model.network import check_model_dir
     from .model.release import NotBetter, package_model
 
-    check_model_dir(args.model)
-    try:
-        card = package_model(args.model, args.out, args.eval, args.command, args.config, force=args.force)
+    try:  # package_model checks the model directory (a one-line error)
+        card = package_model(args.model, args.out, args.eval, args.made_by, args.config, force=args.force)
     except NotBetter as e:
         raise UserError(str(e)) from None
     size = sum(f.stat().st_size for f in Path(args.out).iterdir() if f.is_file())

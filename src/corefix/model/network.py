@@ -136,15 +136,15 @@ def check_model_dir(path: str | Path | None) -> Path:
     if path in SHIPPED_NAMES:
         path = SHIPPED_MODEL_DIR
         if not (path / "model.safetensors").is_file():
-            raise ModelDirError(f"{path}: this corefix install has no shipped model (a source tree without git LFS "
-                                f"or a stripped package?); give a trained model directory with --model")
+            raise ModelDirError(f"{path}: this corefix install has no shipped model (a package built without its "
+                                f"data files?); give a trained model directory with --model")
     path = Path(path)
     if not path.is_dir():
         raise ModelDirError(f"{path}: model directory not found")
     missing = [f for f in ("config.json", "model.safetensors") if not (path / f).is_file()]
-    compact = bool(ModelCard.load(path).weights) if (path / "corefix.json").is_file() else False
-    if not compact and not any((path / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
-        missing.append("tokenizer files")
+    has_tokenizer = any((path / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json"))
+    if not has_tokenizer and not ((path / "corefix.json").is_file() and ModelCard.load(path).weights):
+        missing.append("tokenizer files")  # only a compact model takes its tokenizer from its base encoder
     if missing:
         raise ModelDirError(f"{path}: incomplete model directory (missing {', '.join(missing)})")
     return path

@@ -130,12 +130,13 @@ def undertrained_warning(steps_done: int, steps_planned: int, out_of_time: bool)
             f"(mixed_precision: auto runs fp32 where bf16 is only emulated)")
 
 
-def training_record(steps_done: int, steps_planned: int, out_of_time: bool, precision) -> dict:
-    """What the model card says of the run: steps done against planned, why it stopped, its precision."""
+def training_record(steps_done: int, steps_planned: int, out_of_time: bool, precision, commit: str | None) -> dict:
+    """What the model card says of the run: steps done against planned, why it stopped, its precision, the
+    code's ``commit``."""
     record = {"steps_done": steps_done, "steps_planned": steps_planned,
               "stopped_by": "time budget" if out_of_time else "planned steps",
               "precision": precision.precision, "precision_reason": precision.reason, "cpu": cpu_name(),
-              "commit": git_commit(Path(__file__).parent)}
+              "commit": commit}
     warning = undertrained_warning(steps_done, steps_planned, out_of_time)
     if warning:
         record["warning"] = warning
@@ -267,6 +268,7 @@ class Checkpoints:
                  total_steps: int, precision):
         self.cfg, self.accelerator, self.tokenizer, self.features = cfg, accelerator, tokenizer, features
         self.data, self.total_steps, self.precision = data, total_steps, precision
+        self.commit = git_commit(Path(__file__).parent)  # the code this run trains with, asked of git once
         self.run_dir = Path(cfg.run_dir)
         self.last_dir = self.run_dir / "last"
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -289,7 +291,7 @@ class Checkpoints:
             self.log_file.flush()
 
     def record(self, progress: Progress) -> dict:
-        return training_record(progress.step, self.total_steps, progress.out_of_time, self.precision)
+        return training_record(progress.step, self.total_steps, progress.out_of_time, self.precision, self.commit)
 
     def save_best(self, model, progress: Progress, scores: dict) -> None:
         cfg, features = self.cfg, self.features
