@@ -2,6 +2,8 @@
 # Build the training mixture and the four test sets from the shared corpora; a rerun skips what is built.
 #   bash scripts/build_data.sh          # the full mixture: data/bbc-mix4 + data/us-mix3 (3,000 US articles)
 #   bash scripts/build_data.sh quick    # the quickstart's: data/bbc-mix4 + data/us-quick (1,000 US articles)
+#   bash scripts/build_data.sh random   # randomised damage (configs/simulate-random.yaml): data/{bbc,us}-rand,
+#                                       # its leave-one-out twin data/{bbc,us}-loo, and the family and clean test sets
 # Both build data/{bbc,us}-{seed,resolvers}/test.jsonl, the test splits (no training set holds their articles).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,17 @@ build() {  # build OUT CORPUS CONFIG [more make-dataset options]
   [ -f "$out/simulate.json" ] || python scripts/make_dataset.py --corpus "$corpus" --config "$config" --out "$out" --processes 2 "$@"
 }
 # training data: the seed/resolvers mixture on both corpora (articles split by id: no test article is trained on)
+if [ "${1:-}" = random ]; then
+  # test sets of the families the leave-one-out mixture leaves out, and of clean articles
+  for family in insert left clean; do
+    build data/bbc-$family "$BBC" configs/simulate-$family.yaml --splits test
+    build data/us-$family "$US" configs/simulate-$family.yaml --splits test --limit 6000
+  done
+  build data/bbc-loo "$BBC" configs/simulate-random-loo.yaml --samples-per-article 4
+  build data/us-loo "$US" configs/simulate-random-loo.yaml --samples-per-article 2 --limit 1500
+  build data/bbc-rand "$BBC" configs/simulate-random.yaml --samples-per-article 4
+  build data/us-rand "$US" configs/simulate-random.yaml --samples-per-article 2 --limit 1500
+fi
 build data/bbc-mix4 "$BBC" configs/simulate-mix.yaml --samples-per-article 4
 if [ "${1:-}" = quick ]; then
   build data/us-quick "$US" configs/simulate-mix.yaml --samples-per-article 3 --limit 1000

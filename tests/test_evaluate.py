@@ -108,3 +108,24 @@ def test_blockquotes_and_probe():
     assert [s["text"] for s in result["items"][0]["flagged"]] == ["Ana", "Ana"]
     # first mentions: "Ana" and "Ben" ("Then" opens the text, the second "Ben" a sentence)
     assert result["first_mentions"] == 2 and result["first_mention_flag_rate"] == 0.5
+
+
+def test_clean_articles_flagged_share():
+    from corefix.model.metrics import clean_flag_rate
+
+    gold = [["O", "O"], ["O", "B-DUP"], ["O", "O", "O"], ["O"]]
+    pred = [["O", "B-SUB"], ["O", "O"], ["O", "O", "O"], ["O"]]
+    assert clean_flag_rate(gold, pred) == (1 / 3, 3)  # the damaged article does not count
+    assert clean_flag_rate([["B-DUP"]], [["B-DUP"]]) == (0.0, 0)
+
+
+def test_clean_articles_reported_in_the_tables(simulator, articles):
+    from corefix.data.settings import SimulatorSettings
+    from corefix.data.simulate import Simulator
+
+    sim = Simulator(SimulatorSettings.from_dict({"mixture": {"clean": 1.0}}), nlp=simulator.nlp)
+    recs = [sim.damage(i, t).to_record() for i, t in articles]
+    res = score_system(recs, [["B-DUP"] + ["O"] * (len(r["tags"]) - 1) for r in recs])
+    assert res["clean_articles"] == len(recs) and res["clean_flag_rate"] == 1.0
+    result = evaluate(recs)
+    assert f"0.0 % of {len(recs)}" in format_table(result)

@@ -332,3 +332,29 @@ def test_the_running_loss_is_the_mean_since_the_last_log_across_epochs(tiny_enco
     log = _log(tmp_path)
     assert [r["loss"] for r in log if "loss" in r] == [1.0, 1.0]
     assert json.loads((tmp_path / "last" / "progress.json").read_text())["epoch"] >= 1  # epochs were crossed
+
+
+def test_training_can_fine_tune_a_trained_corefix_model(tiny_model, tiny_encoder, tiny_data, tmp_path):
+    """``model:`` naming a trained corefix model continues from its weights, and the card keeps its base encoder."""
+    import torch
+    from safetensors.torch import load_file
+
+    from corefix.model.card import ModelCard
+    from corefix.model.network import initial_model, is_corefix_model
+    from corefix.model.train import TrainConfig, train
+
+    best, _ = tiny_model
+    assert is_corefix_model(str(best)) and not is_corefix_model(tiny_encoder)
+    start, _, base = initial_model(str(best))
+    assert base == tiny_encoder and start.training
+    before = load_file(str(best / "model.safetensors"))
+    cfg = TrainConfig(model=str(best), data_dir=str(tiny_data), run_dir=str(tmp_path / "run"), max_length=64,
+                      stride=16, batch_size=8, learning_rate=1e-6, max_steps=2, eval_every=2, eval_docs=4, log_every=1)
+    train(cfg, progress=False)
+    card = ModelCard.load(tmp_path / "run" / "best")
+    assert card.base_model == tiny_encoder
+    after = load_file(str(tmp_path / "run" / "best" / "model.safetensors"))
+    name = "classifier.weight"
+    # two tiny steps from the trained weights: close to them, not back at a fresh head
+    assert not torch.equal(after[name], before[name])
+    assert torch.allclose(after[name], before[name], atol=1e-3)

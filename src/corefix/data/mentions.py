@@ -74,8 +74,10 @@ def _other_key(span) -> str:
 class _Clusterer:
     """The clusters of one document as its mentions are read in order (:func:`find_clusters`)."""
 
-    def __init__(self, doc, window: int):
+    def __init__(self, doc, window: int, titles: bool = True, exact_names: bool = False,
+                 salient: float = 0.0, rng=None):
         self.doc, self.window = doc, window
+        self.titles, self.exact_names, self.salient, self.rng = titles, exact_names, salient, rng
         self.clusters: dict[tuple[str, str], Cluster] = {}
         self.taken: set[int] = set()
         self.history: list[tuple[int, Cluster]] = []  # (token index, cluster) of every mention so far
@@ -91,12 +93,23 @@ class _Clusterer:
         self.history.append((mention.start, cl))
 
     def antecedent(self, i: int, want) -> Cluster | None:
+        if self.salient > 0 and self.rng is not None and self.rng.random() < self.salient:
+            return self.most_mentioned(i, want)
         for j, cl in reversed(self.history):
             if i - j > self.window:
                 return None
             if want(cl):
                 return cl
         return None
+
+    def most_mentioned(self, i: int, want) -> Cluster | None:
+        """The fitting cluster mentioned most often within the window (a resolver that prefers the salient entity)."""
+        counts: dict[int, tuple[int, Cluster]] = {}
+        for j, cl in self.history:
+            if i - j <= self.window and want(cl):
+                n, _ = counts.get(id(cl), (0, cl))
+                counts[id(cl)] = (n + 1, cl)
+        return max(counts.values(), key=lambda nc: nc[0])[1] if counts else None
 
     def attach(self, cl: Cluster, mention: Mention) -> None:
         """``mention`` joins the antecedent's cluster ``cl``."""
@@ -111,7 +124,7 @@ class _Clusterer:
         # strip a trailing possessive and leading determiners / punctuation
         while end > start and (doc[end - 1].tag_ == "POS" or doc[end - 1].is_punct):
             end -= 1
-        if ent.label_ == "PERSON":
+        if ent.label_ == "PERSON" and self.titles:
             start = _extend_with_titles(doc, start)
         elif ent.label_ != "NORP" and start > 0 and doc[start - 1].lower_ == "the":
             start -= 1  # resolvers' mentions are noun phrases: "the State Duma"
@@ -119,7 +132,8 @@ class _Clusterer:
             span = doc[start:end]
             title = span[0].text.lower().rstrip(".")
             gender = "m" if title in MALE_TITLES else "f" if title in FEMALE_TITLES else None
-            key = (ent.label_, _person_key(span) if ent.label_ == "PERSON" else _other_key(span))
+            person = ent.label_ == "PERSON" and not self.exact_names
+            key = (ent.label_, _person_key(span) if person else _other_key(span))
             self.add(key, ent.label_, Mention(start, end, "name", span.text), gender)
         return ent.end
 
@@ -157,9 +171,21 @@ class _Clusterer:
         return chunk.end
 
 
-def find_clusters(doc, window: int = 60) -> list[Cluster]:
-    """Group the mentions of a spaCy ``Doc`` into clusters (in document order)."""
-    found = _Clusterer(doc, window)
+def find_clusters(doc, settings=None, rng=None) -> list[Cluster]:
+    """Group the mentions of a spaCy ``Doc`` into clusters (in document order).
+
+    ``settings``: a :class:`corefix.data.settings.MentionSettings` (the defaults when None), whose chances
+    are drawn with ``rng`` (a ``random.Random``; needed only when a chance lies strictly between 0 and 1).
+    """
+    from .settings import MentionSettings
+
+    settings = settings or MentionSettings()
+
+    def draw(p: float) -> bool:
+        return p >= 1 or (p > 0 and rng.random() < p)
+
+    titles, nominals, exact = draw(settings.titles), draw(settings.nominals), draw(settings.exact_names)
+    found = _Clusterer(doc, settings.window, titles=titles, exact_names=exact, salient=settings.salient, rng=rng)
     ents_by_start = {e.start: e for e in doc.ents if e.label_ in ENTITY_LABELS}
     chunks_by_start = {c.start: c for c in doc.noun_chunks}
     i = 0
@@ -175,7 +201,7 @@ def find_clusters(doc, window: int = 60) -> list[Cluster]:
             i += 1
             continue
         chunk = chunks_by_start.get(i)
-        if chunk is not None and chunk[0].text.lower() == "the" and 2 <= len(chunk) <= 4:
+        if nominals and chunk is not None and chunk[0].text.lower() == "the" and 2 <= len(chunk) <= 4:
             after = found.nominal(chunk)
             if after is not None:
                 i = after

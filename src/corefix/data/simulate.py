@@ -23,11 +23,11 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from ..lexicon import PRONOUNS, TITLE_ABBREVIATIONS, pronoun_for
+from ..lexicon import PRONOUNS, TITLE_ABBREVIATIONS, TITLE_WORDS, pronoun_for
 from ..nlp import load_nlp
 from ..words import spans_to_tags, word_offsets
 from .mentions import Cluster, Mention, find_clusters
-from .settings import Profile, SimulatorSettings
+from .settings import Profile, SimulatorSettings, draw_profile
 
 DATELINES = ["LONDON", "MOSCOW", "WASHINGTON", "PARIS", "BRUSSELS", "NEW YORK", "BERLIN", "TOKYO", "EDINBURGH"]
 
@@ -105,7 +105,8 @@ class Simulator:
         rng = stable_rng(self.settings.seed, article_id, sample)
         names = list(self.settings.mixture)
         profile_name = rng.choices(names, weights=[self.settings.mixture[n] for n in names])[0]
-        profile = self.settings.profiles[profile_name]
+        profile = draw_profile(self.settings.profiles[profile_name], self.settings.ranges.get(profile_name, {}),
+                               stable_rng(self.settings.seed, article_id, sample, "ranges"))
         style = "tokenized" if rng.random() < profile.surface.tokenized else "raw"
         if text.strip() and rng.random() < profile.surface.dateline:
             dateline = _dateline_opening(dateline.strip()) if dateline and dateline.strip() else rng.choice(DATELINES) + " — "
@@ -121,7 +122,8 @@ class Simulator:
         if stable_rng(self.settings.seed, article_id, sample, "title-periods").random() < profile.surface.title_periods:
             _add_title_periods(toks)
         original = _render(toks)
-        clusters = [_clean_cluster(c, toks) for c in find_clusters(doc)]
+        finder = stable_rng(self.settings.seed, article_id, sample, "mentions")
+        clusters = [_clean_cluster(c, toks) for c in find_clusters(doc, profile.mentions, finder)]
         clusters = [c for c in clusters if c.mentions]
         edits, tail = _plan(toks, clusters, profile, style, rng, dateline is not None)
         damaged, spans = _apply(toks, edits, tail)
@@ -244,6 +246,8 @@ def _rewrites(toks, clusters, profile: Profile, rng: random.Random, has_dateline
             rep_start = 0
         if rng.random() < profile.representative.overlong:
             rep = _overlong(toks, rep_start, rep_m.end, rep)
+        if chance(rng, profile.representative.possessive) and not rep.endswith(("'s", "'")):
+            rep = rep + ("'s" if not rep.endswith("s") else "'")
         pronoun_rep = None
         if cl.label == "PERSON" and cl.gender and rng.random() < profile.representative.pronoun:
             pronoun_rep = pronoun_for(cl.gender, "subj")
@@ -287,24 +291,33 @@ def _edits(toks, rewrites: list[tuple], drift: list[int], profile: Profile, rng:
     n_tail = 0
     if rewrites and n_words >= profile.tail.min_words and rng.random() < profile.tail.prob:
         n_tail = min(len(rewrites), rng.randint(profile.tail.min_mentions, profile.tail.max_mentions))
+    left = chance(rng, profile.drift.left)
     for k, (m, text) in enumerate(rewrites):
         if k >= len(rewrites) - n_tail:
             tail.append(text)
             continue
         width = m.end - m.start
-        shift = drift[m.start]
+        shift = -drift[m.start] if left else drift[m.start]
         if profile.variants.wrong_position and rng.random() < profile.variants.wrong_position:
             verbs = [j for j in range(m.end, min(n, m.end + 4)) if toks[j].pos in ("VERB", "AUX")]
             if verbs:
                 shift = verbs[0] - m.start
                 width = 1
+        if shift and chance(rng, profile.variants.rep_width):
+            width = max(1, len(text.split()))
         a, b = m.start + shift, m.start + shift + width
         if a >= n:
             tail.append(text)
             continue
-        b = min(b, n)
-        if any(used[a:b]) or any(toks[j].space for j in range(a, b)):
+        if a < 0:
             continue
+        b = min(b, n)
+        if shift and chance(rng, profile.variants.insert) and (a == 0 or toks[a - 1].ws) and not toks[a].space:
+            b = a  # inserted before the slot: nothing overwritten
+        if any(used[a:max(b, a + 1)]) or any(toks[j].space for j in range(a, b)):
+            continue
+        if chance(rng, profile.variants.recase):
+            text = _recased(toks, a, text)
         original_span = _span_text(toks, a, b)
         if shift == 0:
             if original_span == text:
@@ -314,21 +327,44 @@ def _edits(toks, rewrites: list[tuple], drift: list[int], profile: Profile, rng:
                 edit.glued = text
         else:
             edit = Edit(a, b, text, "DUP", drift=shift)
-        for j in range(a, b):
+        for j in range(a, max(b, a + 1)):
             used[j] = True
         edits.append(edit)
     return edits, tail
 
 
+def chance(rng: random.Random, p: float) -> bool:
+    """``rng.random() < p``, drawing nothing when ``p`` is 0: a knob left at 0 keeps the rest of the damage as it was."""
+    return p > 0 and rng.random() < p
+
+
 def _choose_representative(cl: Cluster, profile: Profile, rng: random.Random) -> Mention:
-    """The cluster's longest name, its shortest (a bare surname, country or party), or its first mention."""
+    """The cluster's longest name, its shortest (a bare surname, country or party), the longest name's last
+    word or title alone, or its first mention."""
     names = cl.names or [m for m in cl.mentions if m.kind == "nominal"] or cl.mentions
+    rep = profile.representative
     r = rng.random()
-    if r < profile.representative.longest:
-        return max(names, key=lambda m: (len(m.text), -m.start))
-    if r < profile.representative.longest + profile.representative.shortest:
+    longest = max(names, key=lambda m: (len(m.text), -m.start))
+    if r < rep.longest:
+        return longest
+    if r < rep.longest + rep.shortest:
         return min(names, key=lambda m: (len(m.text.split()), len(m.text), m.start))
+    if r < rep.longest + rep.shortest + rep.last_word and longest.kind == "name" and longest.end - longest.start > 1:
+        return Mention(longest.end - 1, longest.end, "name", longest.text.split()[-1])
+    if r < rep.longest + rep.shortest + rep.last_word + rep.title_alone and cl.label == "PERSON" \
+            and longest.end - longest.start > 1 and longest.text.split()[0].lower().rstrip(".") in TITLE_WORDS:
+        return Mention(longest.start, longest.start + 1, "name", longest.text.split()[0])
     return names[0]
+
+
+def _recased(toks: list[Tok], a: int, text: str) -> str:
+    """``text`` with its first letter fitted to slot ``a``: capital at a sentence start, "the" lower-cased inside one."""
+    prev = next((t.text for t in reversed(toks[:a]) if t.text), "")
+    if not prev or prev in (".", "!", "?") or prev.endswith((".", "!", "?")) and len(prev) > 1 and prev[-2].islower():
+        return text[:1].upper() + text[1:]
+    if text.startswith("The "):
+        return "the " + text[4:]
+    return text
 
 
 def _overlong(toks: list[Tok], start: int, end: int, rep: str) -> str:
@@ -360,6 +396,17 @@ def _apply(toks: list[Tok], edits: list[Edit], tail: list[str]):
     while i < n:
         e = by_start.get(i)
         if e is None:
+            piece = toks[i].text + toks[i].ws
+            out.append(piece)
+            pos += len(piece)
+            i += 1
+            continue
+        if e.end == e.start:  # an inserted copy: the copy and a space before token i, which stays
+            piece = e.insert + " "
+            out.append(piece)
+            spans.append({"start": pos, "end": pos + len(piece), "label": e.label,
+                          "overwritten": "", "replacement": "", "drift": e.drift})
+            pos += len(piece)
             piece = toks[i].text + toks[i].ws
             out.append(piece)
             pos += len(piece)

@@ -31,8 +31,8 @@ import jiwer
 from ..words import chunks, tags_to_spans, word_offsets, word_range
 from .baseline import rule_tags
 from .decode import DecodePolicy
-from .metrics import (by_span_length, fill_scores, first_mention_flag_rate, first_mentions, prf, pronoun_scores,
-                      span_scores, threshold_curve, word_scores)
+from .metrics import (by_span_length, clean_flag_rate, fill_scores, first_mention_flag_rate, first_mentions, prf,
+                      pronoun_scores, span_scores, threshold_curve, word_scores)
 from .heads import annotate_articles
 from .options import GAP_MODES
 from .restore import restore_text
@@ -79,12 +79,15 @@ def score_system(records: list[dict], pred_tags: list[list[str]], pred_spans: li
     if pred_spans is None:
         pred_spans = [tags_to_spans(word_offsets(r["text"]), t) for r, t in zip(records, pred_tags)]
     first_rate, firsts = first_mention_flag_rate([r["text"] for r in records], gold_tags, pred_tags)
+    clean_rate, cleans = clean_flag_rate(gold_tags, pred_tags)
     return {
         "spans": span_scores(gold_tags, pred_tags),
         "words": word_scores(gold_tags, pred_tags),
         **restoration_scores(records, pred_spans),
         "first_mention_flag_rate": first_rate,
         "first_mentions": firsts,
+        "clean_flag_rate": clean_rate,
+        "clean_articles": cleans,
     }
 
 
@@ -231,8 +234,8 @@ SYSTEMS = (("input", "input as is"), ("rule_baseline", "rule baseline"), ("model
 def format_table(result: dict) -> str:
     """A markdown table of the main figures, one row per system."""
     rows = ["| system | micro P | micro R | micro F1 | micro F0.5 | SUB F1 | DUP F1 | word F1 | WER | pronoun acc. "
-            "| first mentions flagged |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| first mentions flagged | clean articles flagged |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, name in SYSTEMS:
         if key not in result:
             continue
@@ -244,19 +247,32 @@ def format_table(result: dict) -> str:
             f"| {name} | {micro['precision']:.3f} | {micro['recall']:.3f} | {micro['f1']:.3f} | {micro['f0.5']:.3f} | "
             f"{sp.get('SUB', {}).get('f1', 0):.3f} | {sp.get('DUP', {}).get('f1', 0):.3f} | "
             f"{r['words']['f1']:.3f} | {r['wer']:.4f} | {'-' if pa is None else f'{pa:.3f}'} | "
-            f"{100 * r['first_mention_flag_rate']:.2f} % of {r['first_mentions']} |")
+            f"{100 * r['first_mention_flag_rate']:.2f} % of {r['first_mentions']} | {_clean_cell(r)} |")
     return "\n".join(rows)
+
+
+def _clean_cell(r: dict) -> str:
+    """The share of clean articles flagged, or "-" where the data holds none (older results hold no count)."""
+    n = r.get("clean_articles", 0)
+    return f"{100 * r['clean_flag_rate']:.1f} % of {n}" if n else "-"
+
+
+def _one_word_recall(m: dict) -> str:
+    one = m.get("by_span_length", {}).get("1")
+    return f"{one['recall']:.3f}" if one and one["gold"] else "-"
 
 
 def format_summary(results: dict[str, dict]) -> str:
     """One row per evaluated data file: the model beside the input, the rule baseline and the oracle."""
-    rows = ["| data | articles | model P | model R | model F1 | model F0.5 | word F1 | first mentions flagged "
-            "| rule F1 | WER input | WER model | WER oracle |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| data | articles | model P | model R | model F1 | model F0.5 | word F1 | 1-word copies R "
+            "| first mentions flagged | clean articles flagged | rule F1 | WER input | WER model | WER oracle |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         m = r.get("model")
         micro = m["spans"].get("micro", {}) if m else {}
         cells = ([f"{micro.get(k, 0):.3f}" for k in ("precision", "recall", "f1", "f0.5")]
-                 + [f"{m['words']['f1']:.3f}", f"{100 * m['first_mention_flag_rate']:.2f} %"] if m else ["-"] * 6)
+                 + [f"{m['words']['f1']:.3f}", _one_word_recall(m), f"{100 * m['first_mention_flag_rate']:.2f} %",
+                    _clean_cell(m)] if m else ["-"] * 8)
         rule = r["rule_baseline"]["spans"].get("micro", {}).get("f1", 0)
         rows.append(f"| {name} | {r['articles']} | " + " | ".join(cells) + f" | {rule:.3f} | {r['input']['wer']:.4f} | "
                     + (f"{m['wer']:.4f}" if m else "-") + f" | {r['oracle']['wer']:.4f} |")

@@ -201,3 +201,10 @@ def fill_scores(records: list[dict], filled: list[list[dict]]) -> dict:
     p = right / n_filled if n_filled else 0.0
     return {"precision": p, "recall": right / destroyed if destroyed else 0.0, "right_words": right,
             "filled_words": n_filled, "destroyed_words": destroyed}
+
+
+def clean_flag_rate(gold_tags: list[list[str]], pred_tags: list[list[str]]) -> tuple[float, int]:
+    """Share of clean articles (no gold span) in which ``pred_tags`` flag any word, and how many are clean."""
+    clean = [pt for gt, pt in zip(gold_tags, pred_tags) if all(t == "O" for t in gt)]
+    flagged = sum(any(t != "O" for t in pt) for pt in clean)
+    return (flagged / len(clean) if clean else 0.0), len(clean)

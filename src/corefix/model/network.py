@@ -75,6 +75,29 @@ def new_model(name_or_path: str | None):
         )
 
 
+def is_corefix_model(name_or_path: str | None) -> bool:
+    """Whether ``name_or_path`` names a trained corefix model ("default": the shipped one) rather than an encoder."""
+    if name_or_path == "default":
+        return True
+    return bool(name_or_path) and (Path(name_or_path) / "corefix.json").is_file()
+
+
+def initial_model(name_or_path: str | None):
+    """What training starts from: ``(model, tokenizer, base encoder name)``.
+
+    An encoder (a hub id, a local folder, the offline default) gets a fresh
+    token-classification head. A trained corefix model (its folder, or
+    "default" for the shipped one) is fine-tuned further: its weights, its
+    tokenizer, and the base encoder its card names, so that the new model
+    stores compactly against the same encoder.
+    """
+    if is_corefix_model(name_or_path):
+        model, tokenizer, card = load_trained(name_or_path)
+        model.train()
+        return model, tokenizer, card.base_model or DEFAULT_MODEL
+    return new_model(name_or_path), load_tokenizer(name_or_path), name_or_path
+
+
 def configure_encoder(model, dropout: float | None = None, freeze_word_embeddings: bool = False) -> None:
     """Set every dropout of a fresh model to ``dropout`` (None: keep) and optionally freeze its word-piece embeddings.
 

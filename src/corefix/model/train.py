@@ -39,14 +39,14 @@ from .decode import DecodePolicy
 from .features import WordFeatures, length_grouped_order, window_dataset
 from .inference import predict_words
 from .metrics import METRICS, span_scores
-from .network import DEFAULT_MODEL, configure_encoder, fit_token_types, load_tokenizer, new_model, save_trained
+from .network import DEFAULT_MODEL, configure_encoder, fit_token_types, initial_model, save_trained
 from .precision import TRAINING_PRECISIONS, cpu_name, training_precision
 from .release import git_commit
 
 
 @dataclass
 class TrainConfig:
-    model: str = DEFAULT_MODEL  # hub id, local path, or the offline default
+    model: str = DEFAULT_MODEL  # hub id, local path, the offline default, or a trained corefix model to fine-tune
     data_dir: str | list[str] = "data/bbc"  # folder with train.jsonl and validation.jsonl, or a list (a mixture)
     exclude_profiles: list[str] = dataclasses.field(default_factory=list)  # leave these damage profiles out
     run_dir: str = "runs/cpu-small"
@@ -265,8 +265,9 @@ class Checkpoints:
     ``metrics.jsonl`` (what the run logs), ``train_config.yaml``."""
 
     def __init__(self, cfg: TrainConfig, accelerator, tokenizer, features: WordFeatures, data: TrainingData,
-                 total_steps: int, precision):
+                 total_steps: int, precision, base_model: str | None = None):
         self.cfg, self.accelerator, self.tokenizer, self.features = cfg, accelerator, tokenizer, features
+        self.base_model = cfg.model if base_model is None else base_model  # the encoder under a fine-tuned model
         self.data, self.total_steps, self.precision = data, total_steps, precision
         self.commit = git_commit(Path(__file__).parent)  # the code this run trains with, asked of git once
         self.run_dir = Path(cfg.run_dir)
@@ -295,7 +296,7 @@ class Checkpoints:
 
     def save_best(self, model, progress: Progress, scores: dict) -> None:
         cfg, features = self.cfg, self.features
-        card = ModelCard(max_length=cfg.max_length, stride=cfg.stride, base_model=cfg.model,
+        card = ModelCard(max_length=cfg.max_length, stride=cfg.stride, base_model=self.base_model,
                          case_feature=features.case, evidence=features.evidence, step=progress.step, validation=scores,
                          simulator=self.data.simulator, train_config=dataclasses.asdict(cfg),
                          training=self.record(progress))
@@ -409,8 +410,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     accelerator = Accelerator(mixed_precision=precision.precision, gradient_accumulation_steps=cfg.grad_accum)
     accelerator.print(f"precision: {precision.precision} ({precision.reason}; {cpu_name() if accelerator.device.type == 'cpu' else accelerator.device})")
     set_seed(cfg.seed)
-    tokenizer = load_tokenizer(cfg.model)
-    model = new_model(cfg.model)
+    model, tokenizer, base_model = initial_model(cfg.model)
     configure_model(model, cfg)
     features = fit_token_types(model, WordFeatures(cfg.case_feature, cfg.evidence))
     data = load_training_data(cfg, tokenizer, features)
@@ -419,7 +419,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     optimizer = make_optimizer(model, cfg)
     scheduler = make_schedule(optimizer, cfg, total_steps, accelerator.num_processes)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    checkpoints = Checkpoints(cfg, accelerator, tokenizer, features, data, total_steps, precision)
+    checkpoints = Checkpoints(cfg, accelerator, tokenizer, features, data, total_steps, precision, base_model)
     state = checkpoints.resume(Progress()) if resume else Progress()
     state = run_loop(cfg, accelerator, model, optimizer, scheduler, data, collator, checkpoints, state, total_steps,
                      progress)
