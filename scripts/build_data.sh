@@ -24,6 +24,8 @@ if [ "${1:-}" = random ]; then
   done
   build data/bbc-loo "$BBC" configs/simulate-random-loo.yaml --samples-per-article 4
   build data/us-loo "$US" configs/simulate-random-loo.yaml --samples-per-article 2 --limit 1500
+  # a damaged corpus for `corefix adapt` to learn from without labels: training articles only
+  build data/bbc-resolvers-train "$BBC" configs/simulate-resolvers.yaml --splits train
   build data/bbc-rand "$BBC" configs/simulate-random.yaml --samples-per-article 4
   build data/us-rand "$US" configs/simulate-random.yaml --samples-per-article 2 --limit 1500
 fi
