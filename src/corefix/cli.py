@@ -1,4 +1,4 @@
-"""The ``corefix`` command: make-dataset, train, evaluate, predict.
+"""The ``corefix`` command: make-dataset, train, evaluate, predict, adapt.
 
 Each sub-command's arguments are documented in its ``--help``. Errors the user
 can fix (a missing file, a bad config) end with a one-line message and exit
@@ -239,6 +239,55 @@ def _run_package_model(args):
     print(json.dumps({"out": args.out, "bytes": size, "release": card.release}, indent=2))
 
 
+def _add_adapt(sub):
+    p = sub.add_parser("adapt", help="adapt a model to your own damaged corpus without labels (self-training)")
+    p.add_argument("--corpus", required=True, nargs="+",
+                   help="unlabelled damaged articles: .txt file(s), folder(s) of .txt, .jsonl with a 'text' field "
+                        "(any gold fields in it are ignored)")
+    p.add_argument("--model", default=None,
+                   help="the model to adapt (runs/NAME/best) (default: the model shipped with corefix)")
+    p.add_argument("--data", required=True, nargs="+",
+                   help="simulated dataset folder(s) (train.jsonl, validation.jsonl) mixed into every round")
+    p.add_argument("--test", required=True, nargs="+",
+                   help="labelled JSONL file(s) of your own, held out from everything: they decide whether a round's "
+                        "model is kept")
+    p.add_argument("--out", default="runs/adapt", help="run folder: round-K/, adapt.json, best/ (default: runs/adapt)")
+    p.add_argument("--config", default=None,
+                   help="training config YAML (default: the training config the model's card records)")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override training config keys, as corefix train takes them (e.g. batch_size=8)")
+    p.add_argument("--rounds", type=int, default=1, help="pseudo-label and fine-tune this many times at most (default: 1)")
+    p.add_argument("--steps", type=int, default=600, help="optimizer steps of each round (default: 600)")
+    p.add_argument("--learning-rate", type=float, default=5e-5, help="learning rate of each round (default: 5e-5)")
+    p.add_argument("--min-confidence", type=float, default=0.9,
+                   help="words whose chosen tag is less probable than this are ignored by the loss (default: 0.9)")
+    p.add_argument("--max-uncertain", type=float, default=0.05,
+                   help="articles with more than this share of such words are left out (default: 0.05)")
+    p.add_argument("--simulated-ratio", type=float, default=1.0,
+                   help="simulated training articles per pseudo-labelled article in each round (default: 1)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N articles of the corpus")
+    p.add_argument("--text-field", default="text", help="JSONL field holding the article")
+    p.add_argument("--id-field", default="id")
+    p.set_defaults(func=_run_adapt)
+
+
+def _run_adapt(args):
+    from .model.adapt import AdaptJob, AdaptSettings, adapt
+
+    if args.limit is not None and args.limit < 1:
+        raise UserError("--limit must be at least 1")
+    settings = AdaptSettings(rounds=args.rounds, steps=args.steps, learning_rate=args.learning_rate,
+                             min_confidence=args.min_confidence, max_uncertain=args.max_uncertain,
+                             simulated_ratio=args.simulated_ratio)
+    job = AdaptJob(corpus=args.corpus, data=args.data, test=args.test, model=args.model, out=args.out,
+                   config=args.config, overrides=args.overrides, settings=settings, limit=args.limit,
+                   text_field=args.text_field, id_field=args.id_field)
+    report = adapt(job, log=lambda msg: print(f"corefix adapt: {msg}", file=sys.stderr))
+    print(json.dumps({"start_scores": report["start_scores"], "decisions": [r["decision"] for r in report["rounds"]],
+                      "chosen": report["chosen"], "chosen_scores": report["chosen_scores"], "best": report["best"],
+                      "report": str(Path(args.out) / "adapt.json")}, indent=2))
+
+
 def _add_evaluate(sub):
     p = sub.add_parser("evaluate", help="span F1 and restoration WER of a model, beside the baselines")
     p.add_argument("--model", default=None, help="trained model directory (runs/NAME/best) (default: the model shipped with corefix)")
@@ -422,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_make_dataset, _add_train, _add_calibrate, _add_fit_heads, _add_package_model, _add_evaluate,
-                _add_predict, _add_benchmark, _add_restore_corpus):
+                _add_predict, _add_benchmark, _add_restore_corpus, _add_adapt):
         add(sub)
     return parser
 

@@ -6,6 +6,11 @@ by the loss and at inference. Articles longer than the encoder's window are cut
 into overlapping windows (``stride`` tokens of overlap), using the tokenizer's
 own overflow and word alignment.
 
+A word tagged :data:`IGNORE` (a pseudo-label too uncertain to learn from,
+:mod:`corefix.model.adapt`) is labelled -100 too: the loss skips it. It is
+not a class of the model (``TAG2ID`` does not hold it), so it is never
+predicted.
+
 Beside the word pieces, each token carries a token type (the encoder's
 ``token_type_ids``, whose embedding is trained with the rest of the model)
 that holds what a window cannot see on its own (:class:`WordFeatures`):
@@ -29,6 +34,7 @@ from ..words import TAG2ID
 NEAR = 5  # words back: an adjacent repeat ("Mr. Putin Mr. Putin")
 FAR = 50  # words back: the same paragraph or the one before
 EVIDENCE_LEVELS = 8  # 4 distances x (continues a repeated phrase or not)
+IGNORE = "IGN"  # the tag of a word the loss skips (label -100): never a class of the model, never predicted
 
 
 def repeat_evidence(words: list[str]) -> list[int]:
@@ -84,7 +90,7 @@ def encode_words(tokenizer, words: list[str], max_length: int, stride: int, tags
 
     Each dict has ``input_ids``, ``attention_mask``, ``word_ids`` (None for
     special tokens) and, when ``tags`` are given, ``labels`` (first sub-word of
-    each word in the window, -100 elsewhere).
+    each word in the window, -100 elsewhere and on words tagged :data:`IGNORE`).
 
     With ``word_types`` (one per word, :meth:`WordFeatures.type_ids`),
     ``token_type_ids`` carries each word's type on all its sub-words (0 on
@@ -110,7 +116,8 @@ def encode_words(tokenizer, words: list[str], max_length: int, stride: int, tags
             labels = []
             prev = None
             for wid in word_ids:
-                labels.append(TAG2ID[tags[wid]] if wid is not None and wid != prev else -100)
+                first = wid is not None and wid != prev
+                labels.append(TAG2ID[tags[wid]] if first and tags[wid] != IGNORE else -100)
                 prev = wid
             feat["labels"] = labels
         out.append(feat)

@@ -18,18 +18,22 @@ from .fit_heads import fit_heads
 from .train import TrainConfig, train
 
 
-def train_model(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
+def train_model(cfg: TrainConfig, resume: bool = True, progress: bool = True,
+                gold_dirs: list[Path] | None = None) -> dict:
     """Train (:func:`~corefix.model.train.train`), calibrate the best model's decoding on
     ``calibration_docs`` validation articles, and fit its span heads on ``heads_train_docs`` training
     articles; returns the best validation scores with the calibration's choices. Under ``accelerate
-    launch`` only the main process calibrates and fits."""
+    launch`` only the main process calibrates and fits.
+
+    ``gold_dirs``: the dataset folders whose gold spans calibrate and fit the heads (None: ``data_dir``);
+    pseudo-labelled folders (:mod:`corefix.model.adapt`) have tags but no gold spans."""
     from accelerate import PartialState
 
     best = train(cfg, resume=resume, progress=progress)
     best_dir = Path(cfg.run_dir) / "best"
     if not PartialState().is_main_process or not best_dir.is_dir():
         return best
-    dirs, excluded = data_dirs(cfg.data_dir), tuple(cfg.exclude_profiles)
+    dirs, excluded = gold_dirs or data_dirs(cfg.data_dir), tuple(cfg.exclude_profiles)
     step = _last_step(best_dir)
     if cfg.calibration_docs:
         records = read_records(dirs, "validation", cfg.calibration_docs, excluded)

@@ -87,7 +87,13 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | Path | None, overrides: list[str] | None = None) -> "TrainConfig":
         """The config of a YAML file with ``KEY=VALUE`` overrides, each value read as its setting's type."""
-        data: dict[str, Any] = read_yaml(path) if path is not None else {}
+        return cls.with_overrides(read_yaml(path) if path is not None else {}, overrides)
+
+    @classmethod
+    def with_overrides(cls, data: dict[str, Any], overrides: list[str] | None = None) -> "TrainConfig":
+        """The config of the settings ``data`` (a YAML file's, a model card's) with ``KEY=VALUE`` overrides,
+        each value read as its setting's type."""
+        data = dict(data)
         for item in overrides or []:
             if "=" not in item:
                 raise ValueError(f"override {item!r} is not KEY=VALUE")
