@@ -9,12 +9,12 @@ import torch
 from corefix import cli
 from corefix.data.records import read_jsonl
 from corefix.model import adapt as adapt_module
-from corefix.model.adapt import better, corpus_articles, fine_tunable, pseudo_label, pseudo_tags
+from corefix.model.adapt import better, corpus_articles, pseudo_label, pseudo_tags
 from corefix.model.card import ModelCard
 from corefix.model.decode import DecodePolicy
 from corefix.model.features import IGNORE, encode_words
 from corefix.model.inference import Detector, WordPredictions
-from corefix.model.network import load_tokenizer, load_trained, new_model, save_compact
+from corefix.model.network import load_tokenizer, load_trained, save_compact
 from corefix.words import TAG2ID, TAGS, split_words
 
 
@@ -116,14 +116,16 @@ def test_the_test_articles_are_held_out_of_the_corpus(tiny_data):
     assert held >= 1 and records[1]["text"] not in [a.text for a in arts] and len(arts) == 2
 
 
-def test_a_compact_model_is_written_in_full_before_fine_tuning(tiny_model, tmp_path):
+def test_training_starts_from_a_compact_model_as_it_is(tiny_model, tmp_path):
+    """The shipped model is compact: training starts from its weights, with the base encoder its card names."""
+    from corefix.model.network import initial_model
+
     best, _ = tiny_model
-    assert fine_tunable(best, tmp_path / "unused") == best and not (tmp_path / "unused").exists()
     save_compact(best, tmp_path / "compact")  # as the shipped model is stored
-    full = fine_tunable(tmp_path / "compact", tmp_path / "full")
-    assert full == tmp_path / "full" and not ModelCard.load(full).weights
+    model, _, base = initial_model(str(tmp_path / "compact"))
+    assert base == ModelCard.load(best).base_model
     reference = load_trained(tmp_path / "compact")[0].state_dict()
-    loaded = new_model(str(full)).state_dict()  # what training starts from
+    loaded = model.state_dict()
     assert set(loaded) == set(reference)
     assert all(torch.equal(loaded[k], reference[k]) for k in reference)
 

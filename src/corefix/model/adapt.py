@@ -47,7 +47,7 @@ from .card import ModelCard
 from .decode import DecodePolicy
 from .features import IGNORE
 from .inference import Detector, WordPredictions
-from .network import check_model_dir, load_trained, save_trained
+from .network import check_model_dir
 from .options import InferenceOptions
 from .pipeline import train_model
 from .reports import evaluate_files
@@ -225,25 +225,6 @@ def write_round_data(round_dir: Path, pseudo: list[dict], simulated: list[Path],
     return [sim_dir, pseudo_dir], len(sample)
 
 
-def fine_tunable(model_dir: Path, out: Path) -> Path:
-    """A model directory training can start from: ``model_dir`` itself, or a compact model
-    (:func:`~corefix.model.network.save_compact`, as shipped) written in full to ``out``."""
-    card = ModelCard.load(model_dir)
-    if not card.weights:
-        return model_dir
-    model, tokenizer, card = load_trained(model_dir)
-    save_trained(model, tokenizer, dataclasses.replace(card, weights={}), out)
-    return out
-
-
-def keep_base_model(model_dir: Path, base_model: str) -> None:
-    """Name in the card of ``model_dir`` the encoder its line of models started from (training names
-    the directory it fine-tuned, which ``package-model`` would take as the base)."""
-    card = ModelCard.load(model_dir)
-    card.base_model = base_model
-    card.save(model_dir)
-
-
 def inference_options() -> InferenceOptions:
     """The options adapt runs models with: the card's policy, fp32, on the GPU where there is one."""
     import torch
@@ -317,10 +298,9 @@ class Rounds:
         ``(the new model, or None if its run was undertrained; the round's data)``."""
         round_dir = self.out / f"round-{k}"
         card = ModelCard.load(model_dir)
-        start = fine_tunable(model_dir, self.out / "start-model")
         dirs, n_simulated = write_round_data(round_dir, labels.records, self.simulated,
                                              self.job.settings.simulated_ratio, tuple(self.base.exclude_profiles))
-        cfg = round_config(self.base, card, start, dirs, round_dir, self.job.settings)
+        cfg = round_config(self.base, card, model_dir, dirs, round_dir, self.job.settings)
         self.log(f"round {k}: fine-tuning for {cfg.max_steps} steps at learning rate {cfg.learning_rate} on "
                  f"{len(labels.records)} pseudo-labelled and {n_simulated} simulated articles, into {round_dir}")
         data = {"pseudo": {**labels.summary(), "path": str(dirs[1] / "train.jsonl")}, "simulated_articles": n_simulated}
@@ -331,7 +311,6 @@ class Rounds:
             return None, data
         finally:
             shutil.rmtree(round_dir / "last", ignore_errors=True)  # the optimizer state: no round resumes
-        keep_base_model(round_dir / "best", card.base_model)
         return round_dir / "best", data
 
     def run(self, k: int, model_dir: Path, before: dict[str, float], labels: PseudoLabels) -> dict:
