@@ -36,7 +36,6 @@ from .card import ModelCard
 from .decode import DecodePolicy
 from .features import WordFeatures, build_features, length_grouped_order
 from .inference import Detector
-from .metrics import micro, span_scores
 from .network import DEFAULT_MODEL, check_model_dir, configure_encoder, fit_token_types, load_tokenizer, new_model
 from .precision import cpu_name, training_precision
 from .options import MEASURES, InferenceOptions
@@ -73,6 +72,8 @@ def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batc
     """Words/s of corefix's predict paths against the plain pipeline, measured in interleaved rounds
     (pipeline, then every path, ``repeats`` times) so that a slow spell of a shared machine hits all alike."""
     from transformers import pipeline
+
+    from .metrics import micro, span_scores  # here: seqeval and scikit-learn are slow to import, and absent on some GPU machines
 
     texts = [r["text"] for r in records]
     n_words = sum(len(word_offsets(t)) for t in texts)
@@ -273,8 +274,12 @@ def recipe_of(card: ModelCard) -> dict | None:
     return recipe or None
 
 
-def run_benchmark(model: str | None, data: str, quick: bool, only: list[str] | None = None) -> dict:
-    """The measurements (``only`` these, else all) of the model in ``model`` (None: the shipped model)."""
+def run_benchmark(model: str | None, data: str, quick: bool, only: list[str] | None = None,
+                  device: str = "cpu") -> dict:
+    """The measurements (``only`` these, else all) of the model in ``model`` (None: the shipped model).
+
+    ``device`` other than ``cpu`` (``cuda``): prediction is measured there by :func:`bench_gpu` instead of
+    :func:`bench_prediction`."""
     import platform
     from pathlib import Path
 
@@ -292,7 +297,12 @@ def run_benchmark(model: str | None, data: str, quick: bool, only: list[str] | N
         "articles": len(records), "quick": quick,
     }
     wanted = set(only or MEASURES)
-    if "prediction" in wanted:
+    if "prediction" in wanted and device != "cpu":
+        print(f"prediction on {device} ...", file=sys.stderr)
+        det = Detector.load(model_dir, InferenceOptions(device=device))
+        result["prediction_gpu"] = bench_gpu(det.model, det.tokenizer, det.card, [r["text"] for r in records],
+                                             device, repeats)
+    elif "prediction" in wanted:
         print("prediction ...", file=sys.stderr)
         result["prediction"] = bench_prediction(model_dir, records, repeats)
     if "restoration" in wanted:
@@ -343,4 +353,333 @@ def format_summary(result: dict) -> str:
             lines.append(f"| peak RSS, one {int(n):,}-word article | {rec['peak_mib']:.0f} MiB "
                          f"(+{rec['growth_over_loaded_mib']:.0f} over the loaded model) | | "
                          f"{rec['ratio_to_smallest']:.2f}x of the smallest |")
+    if "prediction_gpu" in result:  # a table of its own, after the CPU's
+        return "\n".join(lines) + "\n\n" + format_gpu_summary(result["prediction_gpu"])
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- prediction on a GPU (issue #24)
+
+H200_BF16_PEAK = 989e12  # dense bf16 FLOP/s of an H200 (SXM) by NVIDIA's datasheet: the card's peak
+
+
+def flops_per_window(config, length: int) -> int:
+    """Matrix FLOPs of one forward pass over a window of ``length`` tokens.
+
+    ``length * 2 * P + layers * 4 * length**2 * hidden``: ``P`` is the number of
+    non-embedding matrix parameters (each layer's Q, K, V and output
+    projections, ``4 * hidden**2``, and its two feed-forward matrices,
+    ``2 * hidden * intermediate``, plus the classifier, ``hidden * labels``),
+    each used once per token as a multiply and an add; the attention adds
+    two products per layer (Q K^T and the weights times V), each
+    ``2 * length * hidden`` per token. Biases, layer norms, GELU, softmax and
+    the embedding look-ups are left out.
+    """
+    return length * 2 * matrix_parameters(config) + config.num_hidden_layers * 4 * length * length * config.hidden_size
+
+
+def matrix_parameters(config) -> int:
+    """Non-embedding matrix parameters of a BERT-style token classifier (biases and layer norms left out)."""
+    d, ff = config.hidden_size, config.intermediate_size
+    return config.num_hidden_layers * (4 * d * d + 2 * d * ff) + d * config.num_labels
+
+
+def measure_matmul_peak(device, n: int = 8192, repeats: int = 10) -> float:
+    """bf16 FLOP/s of an ``n``-cubed matrix product on ``device`` (random data, after three warm-ups)."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize(device)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    torch.cuda.synchronize(device)
+    return 2 * n ** 3 * repeats / (time.perf_counter() - t)
+
+
+def gpu_peaks(device) -> dict:
+    """The bf16 peaks to measure against (name: FLOP/s): a matrix product measured on ``device`` now, and
+    the datasheet's figure where the card is an H200."""
+    peaks = {}
+    if "H200" in torch.cuda.get_device_name(device):
+        peaks["bf16 spec"] = H200_BF16_PEAK
+    peaks["bf16 matmul measured"] = measure_matmul_peak(device)
+    return peaks
+
+
+def gpu_machine(device) -> dict:
+    """What the GPU benchmark ran on: the card (torch's name and nvidia-smi's line), torch, transformers, CPUs."""
+    import platform
+    import subprocess
+
+    import transformers
+
+    info = {"torch": torch.__version__, "transformers": transformers.__version__, "cpus": os.cpu_count(),
+            "processor": cpu_name(), "platform": platform.platform(), "device": str(device)}
+    if torch.device(device).type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+        info["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32  # False: the fp32 paths multiply in full fp32
+        try:
+            info["nvidia_smi"] = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm", "--format=csv,noheader"],
+                capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError) as e:
+            info["nvidia_smi"] = f"not available ({e})"
+    return info
+
+
+def _synced(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_gpu(model, tokenizer, card: ModelCard, texts: list[str], device: str = "cuda", repeats: int = 3,
+              budget_s: float | None = None, peaks: dict | None = None, batch_tokens: int | None = None,
+              bf16: bool | None = None, warmup_texts: int = 16, host_workers: int | None = None,
+              checkpoint=None) -> dict:
+    """Words/s of prediction on ``device`` (words in, tags out: tokenizing and decoding included), each path
+    after a warm-up, in interleaved rounds, median of ``repeats``:
+
+    - ``pipeline``: the plain Hugging Face ``pipeline("token-classification")`` on the device (the baseline);
+    - ``predict_words fp32`` / ``predict_words bf16 autocast``: corefix's torch path as the detector runs it
+      (:func:`corefix.model.inference.predict_words`, the card's decoding);
+    - ``batched fp32`` / ``batched bf16``: :func:`corefix.model.batched.predict_words_batched` on the model,
+      and on a copy with bf16 weights (:func:`corefix.model.batched.fast_copy`), decoded in bulk
+      (:func:`corefix.model.decode.decode_tags_batch`);
+    - ``batched bf16, N host processes``: the same with the host's work (words, windows, decoding) in ``N``
+      worker processes (:class:`corefix.model.batched.HostPool`; ``host_workers``, None: one per CPU but
+      one on a GPU, none elsewhere), the parent running the forward passes meanwhile.
+
+    Beside words/s: tokens/s (the windows' real tokens), the FLOPs of those windows
+    (:func:`flops_per_window`) per token and per word, the share of each of ``peaks`` (name: FLOP/s) that
+    the path's FLOP/s reach, the peak device memory, and the share of words tagged as ``predict_words fp32``
+    tags them. The batched paths are also timed without the host's work (the forward passes of all windows,
+    inputs already on the device) and stage by stage. ``bf16`` (None: on a GPU) adds the bf16 paths.
+    ``budget_s``: no new round once this many seconds have passed (one round at least).
+    ``checkpoint(result)`` is called with what is measured so far.
+    """
+    from transformers import pipeline
+
+    from .batched import BATCH_TOKENS, HostPool, corpus_windows, fast_copy, predict_words_batched, window_probs
+    from .decode import decode_tags_batch
+    from ..words import split_words
+
+    start = time.perf_counter()
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    bf16 = cuda if bf16 is None else bf16
+    batch_tokens = batch_tokens or BATCH_TOKENS
+    peaks = peaks or (gpu_peaks(device) if cuda else {"bf16 spec (H200)": H200_BF16_PEAK})
+    model = model.to(device).eval()
+    features = card.features
+    split = [split_words(t) for t in texts]
+    n_words = sum(len(o) for o, _ in split)
+    windows = corpus_windows(tokenizer, [w for _, w in split], [features.type_ids(w) for _, w in split],
+                             card.max_length, card.stride)
+    flops = sum(flops_per_window(model.config, int(n)) for n in windows.lengths)
+    result = {
+        "machine": gpu_machine(device), "articles": len(texts), "words": n_words, "windows": len(windows.lengths),
+        "tokens": windows.tokens, "tokens_per_word": windows.tokens / max(n_words, 1),
+        "mean_window_tokens": float(windows.lengths.mean()) if len(windows.lengths) else 0.0,
+        "window": card.max_length, "overlap": card.stride, "flops": flops,
+        "flops_per_token": flops / max(windows.tokens, 1), "flops_per_word": flops / max(n_words, 1),
+        "flops_per_token_at_window": flops_per_window(model.config, card.max_length) / card.max_length,
+        "flops_formula": "per window of n tokens: n * 2 * P + layers * 4 * n^2 * hidden, P = layers * "
+                         "(4 * hidden^2 + 2 * hidden * intermediate) + hidden * labels (non-embedding matrix "
+                         "parameters); summed over the articles' windows (real tokens, overlap included)",
+        "matrix_parameters": matrix_parameters(model.config),
+        "peaks_flops_per_s": peaks, "batch_tokens": batch_tokens, "repeats": repeats, "paths": {},
+    }
+    policy = card.policy
+
+    pipe = pipeline("token-classification", model=model, tokenizer=tokenizer, stride=card.stride, device=device)
+    pipe.tokenizer.model_max_length = card.max_length  # the same window as corefix's
+    paths = {"pipeline": lambda xs: [pipeline_word_tags(pipe, x) for x in xs]}
+
+    def detector_path(precision):
+        det = Detector(model, tokenizer, card, InferenceOptions(precision=precision))
+        return lambda xs: [p.tags(det.policy) for p in det.predict(xs)], det.batch_size
+
+    def batched_path(net):
+        def run(xs):
+            preds = predict_words_batched(net, tokenizer, xs, card.max_length, card.stride, features, batch_tokens)
+            return decode_tags_batch([p.probs for p in preds], [p.words for p in preds], policy)
+        return run
+
+    batch_sizes = {}
+    paths["predict_words fp32"], batch_sizes["predict_words fp32"] = detector_path("fp32")
+    if bf16:
+        paths["predict_words bf16 autocast"], batch_sizes["predict_words bf16 autocast"] = detector_path("bf16")
+    paths["batched fp32"] = batched_path(model)
+    nets = {"batched fp32": model}
+    if bf16:
+        nets["batched bf16"] = fast_copy(model, torch.bfloat16)
+        result["batched_bf16_attention"] = getattr(nets["batched bf16"].config, "_attn_implementation", None)
+        paths["batched bf16"] = batched_path(nets["batched bf16"])
+    if host_workers is None:
+        host_workers = max(1, (os.cpu_count() or 2) - 1) if cuda else 0
+    pool = None
+    if host_workers:
+        pool = HostPool(tokenizer, host_workers, card.max_length, card.stride, features)
+        net = nets["batched bf16" if bf16 else "batched fp32"]
+        paths[f"batched {'bf16' if bf16 else 'fp32'}, {host_workers} host processes"] = (
+            lambda xs: pool.predict(net, xs, policy, batch_tokens)[1])
+
+    try:
+        for fn in paths.values():  # warm-up: kernels chosen, allocator grown, first-call costs paid
+            fn(texts[:warmup_texts])
+        runs = {name: [] for name in paths}
+        peak_mem = {name: 0 for name in paths}
+        outputs: dict = {}
+        for r in range(repeats):
+            for name, fn in paths.items():
+                if cuda:
+                    torch.cuda.reset_peak_memory_stats(device)
+                _synced(device)
+                t = time.perf_counter()
+                outputs[name] = fn(texts)
+                _synced(device)
+                runs[name].append(time.perf_counter() - t)
+                if cuda:
+                    peak_mem[name] = max(peak_mem[name], torch.cuda.max_memory_allocated(device))
+            print(f"round {r + 1}: " + ", ".join(f"{k} {n_words / v[-1]:.0f} words/s" for k, v in runs.items()),
+                  file=sys.stderr)
+            if budget_s is not None and time.perf_counter() - start > budget_s:
+                break
+    finally:
+        if pool is not None:
+            pool.close()
+
+    reference = outputs["predict_words fp32"]
+    for name, secs in runs.items():
+        wps = [n_words / s for s in secs]
+        rec = {"words_per_s": _median_spread(wps), "seconds": _median_spread(secs)}
+        rec.update(_throughput(statistics.median(wps), result))
+        rec["same_decisions_as_fp32"] = _agreement(outputs[name], reference, n_words)
+        if name in batch_sizes:
+            rec["batch_size"] = batch_sizes[name]
+        if cuda:
+            rec["peak_memory_mib"] = peak_mem[name] / 2 ** 20
+        result["paths"][name] = rec
+    base = result["paths"]["pipeline"]["words_per_s"]["median"]
+    for rec in result["paths"].values():
+        rec["speedup_over_pipeline"] = rec["words_per_s"]["median"] / base
+    if checkpoint:
+        checkpoint(result)
+
+    # the batched paths without the host: forward passes of all windows, inputs on the device
+    for name, net in nets.items():
+        window_probs(net, windows, batch_tokens)  # warm-up
+        secs = []
+        for _ in range(max(repeats, 3)):
+            _synced(device)
+            t = time.perf_counter()
+            window_probs(net, windows, batch_tokens)
+            _synced(device)
+            secs.append(time.perf_counter() - t)
+        rec = {"seconds": _median_spread(secs)}
+        rec.update(_throughput(n_words / statistics.median(secs), result))
+        result["paths"][name]["forward_only"] = rec
+    # where the time of the fastest batched path goes
+    name = "batched bf16" if bf16 else "batched fp32"
+    timings: dict = {}
+    _synced(device)
+    t = time.perf_counter()
+    preds = predict_words_batched(nets[name], tokenizer, texts, card.max_length, card.stride, features, batch_tokens,
+                                  timings=timings)
+    d = time.perf_counter()
+    tags = decode_tags_batch([p.probs for p in preds], [p.words for p in preds], policy)
+    timings["decode"] = time.perf_counter() - d
+    timings["total"] = time.perf_counter() - t
+    result["paths"][name]["stages_s"] = timings
+    # the bulk decoder against the per-article one, on the same probabilities
+    one_by_one = [p.tags(policy) for p in preds]
+    result["bulk_decoding_same_as_per_article"] = _agreement(tags, one_by_one, n_words)
+    result["seconds"] = time.perf_counter() - start
+    if checkpoint:
+        checkpoint(result)
+    return result
+
+
+def _throughput(words_per_s: float, result: dict) -> dict:
+    """Tokens/s, FLOP/s and the share of each peak at ``words_per_s`` (the articles' windows and FLOPs)."""
+    flops_per_s = words_per_s * result["flops_per_word"]
+    return {"tokens_per_s": words_per_s * result["tokens_per_word"], "flops_per_s": flops_per_s,
+            "share_of_peak": {k: flops_per_s / v for k, v in result["peaks_flops_per_s"].items()}}
+
+
+def bench_compiled_forward(model, tokenizer, card: ModelCard, texts: list[str], device: str = "cuda",
+                           repeats: int = 5, batch_tokens: int | None = None) -> dict:
+    """Forward passes of the articles' full-length windows in one fixed batch shape (no mask), eager and
+    ``torch.compile``-d (the compile time apart), bf16 weights: how much fusing the small element-wise
+    kernels of a 384-wide encoder gains on the device."""
+    from .batched import BATCH_TOKENS, corpus_windows, fast_copy
+    from ..words import split_words
+
+    device = torch.device(device)
+    batch_tokens = batch_tokens or BATCH_TOKENS
+    split = [split_words(t) for t in texts]
+    windows = corpus_windows(tokenizer, [w for _, w in split], [card.features.type_ids(w) for _, w in split],
+                             card.max_length, card.stride)
+    full = windows.lengths == card.max_length
+    size = max(1, batch_tokens // card.max_length)
+    n_batches = int(full.sum()) // size
+    ids = torch.from_numpy(windows.ids[full][: n_batches * size, : card.max_length]).to(device)
+    types = (torch.from_numpy(windows.types[full][: n_batches * size, : card.max_length]).to(device)
+             if windows.types is not None else None)
+    net = fast_copy(model.to(device), torch.bfloat16)
+    flops = n_batches * size * flops_per_window(net.config, card.max_length)
+
+    @torch.inference_mode()
+    def run(fn):
+        for b in range(n_batches):
+            rows = slice(b * size, (b + 1) * size)
+            extra = {"token_type_ids": types[rows]} if types is not None else {}
+            fn(input_ids=ids[rows], **extra).logits.float().softmax(-1)
+
+    out = {"windows": n_batches * size, "batch": [size, card.max_length], "flops": flops}
+    for name, fn in (("eager", net), ("compiled", torch.compile(net, dynamic=False))):
+        t = time.perf_counter()
+        run(fn)  # warm-up (and the compile)
+        _synced(device)
+        first = time.perf_counter() - t
+        secs = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            run(fn)
+            _synced(device)
+            secs.append(time.perf_counter() - t)
+        med = statistics.median(secs)
+        out[name] = {"first_call_s": first, "seconds": _median_spread(secs),
+                     "tokens_per_s": n_batches * size * card.max_length / med, "flops_per_s": flops / med}
+        print(f"{name}: {out[name]['tokens_per_s']:.0f} tokens/s, {flops / med / 1e12:.1f} TFLOP/s", file=sys.stderr)
+    return out
+
+
+def format_gpu_summary(result: dict) -> str:
+    """The GPU figures of :func:`bench_gpu` as one Markdown table."""
+    peaks = list(result["peaks_flops_per_s"])
+    head = "| path | words/s | tokens/s | TFLOP/s | " + " | ".join(f"share of {p}" for p in peaks)
+    lines = [head + " | peak memory | same tags as fp32 | vs pipeline |",
+             "|---|---:|---:|---:|" + "---:|" * len(peaks) + "---:|---:|---:|"]
+
+    def row(label, words_per_s, rec):
+        shares = " | ".join(f"{100 * rec['share_of_peak'][p]:.3g} %" for p in peaks)
+        return f"| {label} | {words_per_s:,.0f} | {rec['tokens_per_s']:,.0f} | {rec['flops_per_s'] / 1e12:.3g} | {shares} |"
+
+    for name, rec in result["paths"].items():
+        mem = f"{rec['peak_memory_mib']:,.0f} MiB" if "peak_memory_mib" in rec else ""
+        lines.append(row(name, rec["words_per_s"]["median"], rec) + f" {mem} | "
+                     f"{100 * rec['same_decisions_as_fp32']:.2f} % | {rec['speedup_over_pipeline']:.2f}x |")
+        fwd = rec.get("forward_only")
+        if fwd:
+            lines.append(row(f"{name}, forward passes only", result["words"] / fwd["seconds"]["median"], fwd)
+                         + " | | |")
+    lines.append(f"\n{result['articles']} articles, {result['words']:,} words, {result['windows']:,} windows, "
+                 f"{result['tokens']:,} tokens ({result['tokens_per_word']:.3f} per word), "
+                 f"{result['flops_per_token'] / 1e6:.2f} MFLOP per token, {result['flops_per_word'] / 1e6:.2f} MFLOP "
+                 f"per word" + (f"; bulk decoding same as per article: {100 * result['bulk_decoding_same_as_per_article']:.2f} %"
+                 if 'bulk_decoding_same_as_per_article' in result else ""))
     return "\n".join(lines)

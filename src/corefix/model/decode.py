@@ -186,6 +186,81 @@ def decode_tags(probs: np.ndarray, words: list[str] | None, policy: DecodePolicy
     return keep_titles(words, tags) if policy.titles and words is not None else tags
 
 
+def viterbi_tags_batch(probs_list: list[np.ndarray], o_bias: float = 0.0,
+                       split_penalty: float = 0.0) -> list[list[str]]:
+    """:func:`viterbi_tags` of many articles at once, the same tags to the bit: one step of numpy work per
+    word position for all articles together, instead of one step of Python per word.
+
+    The same float64 arithmetic in the same order (``math.log`` of each probability, first index on a tie),
+    so the paths are those of :func:`viterbi_tags`, not merely close to them.
+    """
+    n_tags = len(TAGS)
+    lengths = np.array([len(p) for p in probs_list], dtype=np.int64)
+    out: list[list[str]] = [[] for _ in probs_list]
+    order = np.argsort(-lengths, kind="stable")
+    order = order[lengths[order] > 0]  # longest first: the articles still running at a step are a prefix
+    if not len(order):
+        return out
+    lens = lengths[order]
+    n_art, longest = len(order), int(lens[0])
+    flat = np.maximum(np.concatenate([np.asarray(probs_list[a], dtype=np.float64).reshape(-1) for a in order]), 1e-12)
+    logs = np.fromiter(map(math.log, flat.tolist()), dtype=np.float64, count=len(flat))  # as viterbi_tags logs
+    lp = np.zeros((n_art, longest, n_tags))
+    lp[np.arange(longest)[None, :] < lens[:, None]] = logs.reshape(-1, n_tags)
+    o = TAG2ID["O"]
+    lp[:, :, o] += o_bias
+    inside = [(TAG2ID["I-" + lab], TAG2ID["B-" + lab]) for lab in LABELS]  # I-X may follow only B-X or I-X
+    begins = [TAG2ID["B-" + lab] for lab in LABELS]
+    running = np.searchsorted(-lens, -np.arange(longest), side="left")  # articles longer than each position
+    score = lp[:, 0].copy()
+    for i, _ in inside:
+        score[:, i] = -math.inf  # no I- at the start
+    back = np.zeros((max(longest - 1, 0), n_art, n_tags), dtype=np.int8)
+    for t in range(1, longest):
+        m = int(running[t])
+        s = score[:m]
+        rows = np.arange(m)
+        best_prev = s.argmax(1)
+        ptr = np.repeat(best_prev[:, None], n_tags, axis=1)
+        add = np.zeros((m, n_tags))
+        for i, b in inside:
+            ptr[:, i] = np.where(s[:, b] >= s[:, i], b, i)
+        if split_penalty:  # a new span after a span pays the penalty; after O it may be cheaper
+            after_span = best_prev != o
+            after_o = s[rows, best_prev] - split_penalty < s[:, o]
+            to_o, pays = after_span & after_o, after_span & ~after_o
+            for j in begins:
+                ptr[to_o, j] = o
+                add[pays, j] = -split_penalty
+        score[:m] = s[rows[:, None], ptr] + lp[:m, t] + add
+        back[t - 1, :m] = ptr
+    k = score.argmax(1)
+    path = np.zeros((n_art, longest), dtype=np.int64)
+    path[np.arange(n_art), lens - 1] = k
+    for t in range(longest - 1, 0, -1):
+        m = int(running[t])  # articles with a word at position t
+        k[:m] = back[t - 1, np.arange(m), k[:m]]
+        path[:m, t - 1] = k[:m]
+    for r, a in enumerate(order):
+        out[a] = list(map(TAGS.__getitem__, path[r, :lens[r]].tolist()))
+    return out
+
+
+def decode_tags_batch(probs_list: list[np.ndarray], words_list: list[list[str] | None],
+                      policy: DecodePolicy) -> list[list[str]]:
+    """:func:`decode_tags` of many articles at once (Viterbi by :func:`viterbi_tags_batch`): the same tags."""
+    if policy.first_mention_bias:
+        probs_list = [favour_o(p, new_names(w), policy.first_mention_bias) if w is not None and len(p) else p
+                      for p, w in zip(probs_list, words_list)]
+    if policy.decoding == "viterbi":
+        tags = viterbi_tags_batch(probs_list, threshold_bias(policy.threshold), policy.split_penalty)
+    else:
+        tags = [independent_tags(p, policy.threshold) if len(p) else [] for p in probs_list]
+    if not policy.titles:
+        return tags
+    return [keep_titles(w, t) if w is not None else t for w, t in zip(words_list, tags)]
+
+
 def inserted_scores(probs: np.ndarray) -> list[float]:
     """Probability that each word is inserted (1 - P(O))."""
     return (1.0 - probs[:, TAG2ID["O"]]).tolist() if len(probs) else []

@@ -52,7 +52,7 @@ SEGMENT_OVERLAP = 100  # ... overlapping by this many words
 GROUP_WORDS = 8000  # words encoded and predicted together: bounds memory whatever the input size
 
 
-def _segments(n_words: int, size: int, overlap: int):
+def segment_ranges(n_words: int, size: int, overlap: int):
     """Word ranges covering ``0..n_words`` in overlapping segments."""
     start = 0
     while True:
@@ -63,7 +63,7 @@ def _segments(n_words: int, size: int, overlap: int):
         start = end - overlap
 
 
-def _groups(units: list[tuple[int, int, int]]) -> list[list[tuple[int, int, int]]]:
+def segment_groups(units: list[tuple[int, int, int]]) -> list[list[tuple[int, int, int]]]:
     """Segments ``(article, first word, end word)`` in consecutive groups of about :data:`GROUP_WORDS` words."""
     groups, cur, size = [], [], 0
     for u in units:
@@ -138,8 +138,8 @@ def predict_words(
     best_margin = [np.full(len(o), -1, dtype=np.int64) for o in offsets]
     vecs = [None] * len(offsets)
     overlap = min(SEGMENT_OVERLAP, segment_words // 2)
-    units = [(a, ws, we) for a, o in enumerate(offsets) if o for ws, we in _segments(len(o), segment_words, overlap)]
-    groups = _groups(units)
+    units = [(a, ws, we) for a, o in enumerate(offsets) if o for ws, we in segment_ranges(len(o), segment_words, overlap)]
+    groups = segment_groups(units)
     pad_id = tokenizer.pad_token_id or 0
     bar = tqdm(total=sum(len(o) for o in offsets), desc="predicting", disable=not progress, unit="word")
     for group in groups:

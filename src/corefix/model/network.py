@@ -219,7 +219,7 @@ def _tensor_digest(tensor) -> str:
     return hashlib.sha256(tensor.float().contiguous().numpy().tobytes()).hexdigest()
 
 
-def _base_weights_file(base: str) -> Path:
+def base_weights_file(base: str) -> Path:
     """The safetensors file of a base encoder (a local directory, the offline default, or a hub id)."""
     local = Path(resolve_model_name(base))
     if local.is_dir():
@@ -251,7 +251,7 @@ def save_compact(model_dir: str | Path, out_dir: str | Path, dtype: str = "float
     base = card.base_model or DEFAULT_MODEL
     state = load_file(str(model_dir / "model.safetensors"))
     from_base, kept = {}, {}
-    with safe_open(str(_base_weights_file(base)), "pt") as f:
+    with safe_open(str(base_weights_file(base)), "pt") as f:
         base_names = set(f.keys())
         for name, tensor in state.items():
             # the encoder's own name, or with the task model's prefix ("bert.embeddings..." for "embeddings...")
@@ -282,7 +282,7 @@ def _load_compact(path: Path, card: ModelCard):
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path / "model.safetensors")).items()}
     from_base = card.weights.get("from_base", {})
     if from_base:
-        with safe_open(str(_base_weights_file(card.weights["base"])), "pt") as f:
+        with safe_open(str(base_weights_file(card.weights["base"])), "pt") as f:
             for name, info in from_base.items():
                 tensor = f.get_tensor(info["base_name"])
                 if _tensor_digest(tensor) != info["sha256"]:
