@@ -188,9 +188,9 @@ def reference(tiny_model, resume_corpus):
     return out
 
 
-def _cli(model, src, out, *extra):
+def _cli(model, src, out, actors):
     return [sys.executable, "-m", "corefix.cli", "restore-corpus", "--model", str(model), "--input", str(src),
-            "--output", str(out), "--shard-size", "3", "--engine", "ray", "--num-actors", "2", *extra]
+            "--output", str(out), "--shard-size", "3", "--engine", "ray", "--num-actors", str(actors)]
 
 
 def _env(**extra):
@@ -227,11 +227,12 @@ def test_kill_9_of_the_ray_driver_then_rerun_gives_the_uninterrupted_output(tiny
     seed = random.randrange(1 << 30)
     print(f"random seed {seed}")  # shown if the test fails
     out, rng = tmp_path / "out", random.Random(seed)
-    proc = subprocess.Popen(_cli(tiny_model[0], resume_corpus, out), env=_env(), start_new_session=True,
+    proc = subprocess.Popen(_cli(tiny_model[0], resume_corpus, out, 1), env=_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wanted, deadline = rng.randint(1, 25), time.monotonic() + 120
-        while len(list(out.glob("shard-*.stats.json"))) < wanted and proc.poll() is None and time.monotonic() < deadline:
+        while (len(list(out.glob("shard-*.stats.json"))) < wanted and proc.poll() is None
+               and time.monotonic() < deadline):
             time.sleep(0.05)
         time.sleep(rng.uniform(0, 0.3))
         assert proc.poll() is None, "the run ended before the kill"
@@ -240,7 +241,7 @@ def test_kill_9_of_the_ray_driver_then_rerun_gives_the_uninterrupted_output(tiny
     finally:
         _reap(proc)
     assert len(list(out.glob("shard-*.stats.json"))) < 40
-    done = subprocess.run(_cli(tiny_model[0], resume_corpus, out), env=_env(), start_new_session=True,
+    done = subprocess.run(_cli(tiny_model[0], resume_corpus, out, 1), env=_env(), start_new_session=True,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     _check_resumed(out, reference, resume_corpus)
@@ -252,8 +253,9 @@ def test_an_actor_killed_mid_shard_is_retried_and_counted_once(tiny_model, resum
     """The test hook makes the first actor to restore a shard die before sending it back (os._exit), once: Ray
     restarts it and retries the shard; every record is written once, counted once, failures in input order."""
     marker, out = tmp_path / "actor-died", tmp_path / "out"
-    done = subprocess.run(_cli(tiny_model[0], resume_corpus, out), env=_env(COREFIX_TEST_ACTOR_EXIT_ONCE=str(marker)),
-                          start_new_session=True, capture_output=True, text=True)
+    env = _env(COREFIX_TEST_ACTOR_EXIT_ONCE=str(marker))
+    done = subprocess.run(_cli(tiny_model[0], resume_corpus, out, 2), env=env, start_new_session=True,
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert marker.exists()  # an actor did die
     _check_resumed(out, reference, resume_corpus)

@@ -30,7 +30,7 @@ from typing import Iterable, Iterator
 
 from ..data.corpus import Article, LoadReport, iter_corpus
 from .options import InferenceOptions, RestoreOptions
-from .shards import FORMATS, ShardFolder, encode_shard
+from .shards import ShardFolder, check_format, encode_shard
 
 PROBLEM = "__problem__"  # the key of a record that could not be read (see problem())
 
@@ -110,7 +110,7 @@ def process_records(restorer, job: CorpusJob, records: list[dict]) -> tuple[list
 
     A row is the record untouched plus ``restored``, ``spans`` and ``gaps``; the stats
     count articles, words, spans removed and replaced, undamaged articles, and
-    list the failures. Both engines (local shards, Ray batches) use this.
+    list the failures. Both engines use this, one shard at a time.
     """
     rows, failures, stats = [], [], {"articles": 0, "words": 0, "removed": 0, "replaced": 0, "undamaged": 0}
     good = []
@@ -184,8 +184,7 @@ def _worker_entry(args):
 
 def check_job(job: CorpusJob) -> None:
     """Fail early (ValueError, or the model's own error) on a job that cannot run, before any work."""
-    if job.format not in FORMATS:
-        raise ValueError(f"unknown output format {job.format!r} (use {' or '.join(FORMATS)})")
+    check_format(job.format)
     if job.shard_size < 1 or job.num_workers < 1:
         raise ValueError("--shard-size and --num-workers must be at least 1")
     from .network import check_model_dir

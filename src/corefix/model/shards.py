@@ -30,6 +30,12 @@ class OutputError(OSError):
     """The output folder cannot be written (full, read-only, gone): one line naming it; a rerun continues."""
 
 
+def check_format(fmt: str) -> None:
+    """ValueError for an output format neither engine writes."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown output format {fmt!r} (use {' or '.join(FORMATS)})")
+
+
 def shard_name(k: int, fmt: str) -> str:
     """The file name of shard ``k``."""
     return f"shard-{k:05d}.{fmt}"
@@ -161,8 +167,7 @@ class ShardFolder:
     def __init__(self, location: str, fmt: str):
         from ..data.corpus import filesystem
 
-        if fmt not in FORMATS:
-            raise ValueError(f"unknown output format {fmt!r} (use {' or '.join(FORMATS)})")
+        check_format(fmt)
         self.location, self.fmt = location, fmt
         self.fs, self.root = filesystem(location)
         self.local = "://" not in location
@@ -217,12 +222,12 @@ class ShardFolder:
                              f"{MANIFEST}); rerun with its settings to continue it, or give a new --output")
 
     def finished(self) -> set[int]:
-        """The indices of the shards already finished (their stats written)."""
+        """The indices of the shards already finished (their stats written, their file there)."""
         import pyarrow.fs as pafs
 
         infos = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
-        done = {shard_index(posixpath.basename(i.path)) for i in infos if i.type == pafs.FileType.File}
-        return {k for k in done if k is not None}
+        names = {posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.File}
+        return {k for k in map(shard_index, names) if k is not None and shard_name(k, self.fmt) in names}
 
     def write_shard(self, k: int, data: bytes, stats: dict) -> None:
         """Shard ``k``'s file, then its stats (each whole or not at all): the shard is then finished."""
