@@ -255,3 +255,35 @@ def test_a_rerun_with_other_shards_is_refused(tiny_model, corpus, tmp_path, caps
         main([*command, "--shard-size", "4"])
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "shard_size differ" in err and str(out) in err
+
+
+def test_the_output_folder_counts_each_finished_shard_once_and_removes_what_killed_writers_left(tmp_path):
+    """No model: the folder both engines write through (corefix.model.shards)."""
+    from corefix.model.shards import ShardFolder
+
+    out = tmp_path / "out"
+    folder = ShardFolder(str(out), "jsonl")
+    folder.prepare({"shard_size": 2})
+
+    def stats(k):
+        return {"articles": 2, "words": 10, "removed": k, "replaced": 0, "undamaged": 1,
+                "failures": [{"record": f"in.jsonl:{k}: invalid JSON"}]}
+
+    for k in (0, 1, 0):  # shard 0 written twice (a retried batch, a rerun): counted once
+        folder.write_shard(k, b'{"id": "x"}\n', stats(k))
+    folder.write_shard(2, b'{"id": "y"}\n', stats(2))
+    (out / "shard-00002.jsonl").unlink()  # stats without their shard: not finished
+    left = ["shard-00000.jsonl.0123456789ab.tmp", "shard-00001.stats.json.tmp", "shard-00002.jsonl.aaaaaaaaaaaa.tmp",
+            "summary.json.bbbbbbbbbbbb.tmp"]
+    for name in left:
+        (out / name).write_bytes(b"half")
+    assert folder.finished() == {0, 1}
+    summary = folder.summary()
+    assert (summary["shards"], summary["articles"], summary["removed"]) == (2, 4, 1)
+    assert [f["record"] for f in summary["failures"]] == ["in.jsonl:0: invalid JSON", "in.jsonl:1: invalid JSON"]
+    folder.remove_stale_temps()  # another process may still write shard 2 or the summary: theirs are kept
+    assert sorted(p.name for p in out.glob("*.tmp")) == left[2:]
+    folder.remove_stale_temps(sole_writer=True)
+    assert [p.name for p in out.glob("*.tmp")] == ["shard-00002.jsonl.aaaaaaaaaaaa.tmp"]
+    with pytest.raises(ValueError, match="shard_size differ"):
+        ShardFolder(str(out), "jsonl").prepare({"shard_size": 3})

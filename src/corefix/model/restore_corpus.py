@@ -136,8 +136,12 @@ def process_records(restorer, job: CorpusJob, records: list[dict]) -> tuple[list
 
 
 def run_worker(job: CorpusJob, worker: int, n_workers: int, device: str | None = None, progress: bool = True,
-               total: int | None = None) -> dict:
-    """Process the shards of one worker; returns its summary counts. ``total``: records in the input, if known."""
+               total: int | None = None, parent: int | None = None) -> dict:
+    """Process the shards of one worker; returns its summary counts. ``total``: records in the input, if known.
+
+    ``parent``: the process that started this worker; if it dies (kill -9), the worker stops after its shard
+    rather than go on writing beside the rerun.
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -153,6 +157,8 @@ def run_worker(job: CorpusJob, worker: int, n_workers: int, device: str | None =
                total=None if total is None else -(-total // n_workers))
     start = time.monotonic()
     for k, records in iter_shards(job):
+        if parent is not None and os.getppid() != parent:
+            break
         if k % n_workers != worker:
             continue
         if k in finished:
@@ -179,7 +185,7 @@ def count_records(job: CorpusJob) -> int | None:
 
 def _worker_entry(args):
     job, worker, n_workers, total = args
-    return run_worker(job, worker, n_workers, progress=True, total=total)
+    return run_worker(job, worker, n_workers, progress=True, total=total, parent=os.getppid())
 
 
 def check_job(job: CorpusJob) -> None:
@@ -220,6 +226,7 @@ def restore_corpus(job: CorpusJob, progress: bool = True) -> dict:
 
         with mp.get_context("spawn").Pool(job.num_workers) as pool:
             pool.map(_worker_entry, [(job, w, n_workers, total) for w in ids])
+    folder.remove_stale_temps(sole_writer=world == 1)  # the processes of a launch may still be writing
     summary = folder.summary()
     summary["seconds"] = time.monotonic() - start
     folder.write_summary(summary)

@@ -207,7 +207,7 @@ class _Pool:
         self.actors: list = []
         self.shipped: list | None = None
         self.load: list[int] = []
-        self.in_flight: dict = {}  # ObjectRef -> (shard index, actor index, records)
+        self.in_flight: dict = {}  # ObjectRef -> (shard index, actor index, record count)
 
     def submit(self, k: int, records: list[dict]) -> None:
         if not self.actors:
@@ -271,6 +271,7 @@ def _run(ray, job: CorpusJob, options: RayOptions, files: InputFiles, folder: Sh
         pool.drain()
     finally:
         bar.close()
+    folder.remove_stale_temps(sole_writer=True)
     summary = folder.summary()
     summary["seconds"] = time.monotonic() - start
     folder.write_summary(summary)

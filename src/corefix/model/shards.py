@@ -2,9 +2,11 @@
 
 Shard ``k`` holds the records ``k * shard_size`` to ``(k + 1) * shard_size - 1`` of the input, in input
 order, as ``shard-NNNNN.jsonl`` (:func:`row_line`) or ``shard-NNNNN.parquet`` (:func:`rows_table`), with
-``shard-NNNNN.stats.json`` beside it. Every file is written whole or not at all (a temporary file, synced,
-then renamed into place; on an object store the upload is the atomic step), the stats after the shard, so a
-shard is finished exactly when its stats exist and a killed run leaves nothing that looks finished but is not.
+``shard-NNNNN.stats.json`` beside it. Every file is written whole or not at all (a temporary file of the
+writer's own, synced, then renamed into place; on an object store the upload is the atomic step), the stats
+after the shard, so a shard is finished exactly when both are there and a killed run leaves nothing that
+looks finished but is not; a run that ends removes the temporary files killed writers left beside finished
+shards (:meth:`ShardFolder.remove_stale_temps`).
 ``job.json`` (the :class:`Manifest`) records what decides the shards' contents, so a rerun continues only the
 same job. The summary is counted from the stats on disk, so a shard restored twice (a retried batch, a rerun)
 counts once, and failures come in input order.
@@ -132,15 +134,8 @@ def totals(shard_stats: Iterable[dict]) -> dict:
 
 # ---------------------------------------------------------------- the folder
 
-def _write_local(path: str, data: bytes, clean: bool = False) -> None:
-    """``data`` into ``path`` whole or not at all: a temporary file of this writer's own, synced, renamed.
-
-    ``clean``: first remove the temporary files a killed writer of ``path`` left (for a file that only one
-    worker ever writes: another's would be removed under it).
-    """
-    for stale in _stale_temps(path) if clean else ():
-        with contextlib.suppress(OSError):
-            os.unlink(stale)
+def _write_local(path: str, data: bytes) -> None:
+    """``data`` into ``path`` whole or not at all: a temporary file of this writer's own, synced, renamed."""
     tmp = f"{path}.{uuid.uuid4().hex[:12]}.tmp"
     try:
         with open(tmp, "wb") as f:
@@ -154,11 +149,11 @@ def _write_local(path: str, data: bytes, clean: bool = False) -> None:
         raise
 
 
-def _stale_temps(path: str) -> list[str]:
-    folder, name = os.path.split(path)
-    with contextlib.suppress(OSError):
-        return [os.path.join(folder, n) for n in os.listdir(folder) if n.startswith(name + ".") and n.endswith(".tmp")]
-    return []
+def _final_name(temp: str) -> str:
+    """The file a temporary file was to become: ``NAME.<12 hex>.tmp`` (or an older ``NAME.tmp``) -> ``NAME``."""
+    base = temp.removesuffix(".tmp")
+    head, _, tag = base.rpartition(".")
+    return head if len(tag) == 12 and all(c in "0123456789abcdef" for c in tag) else base
 
 
 class ShardFolder:
@@ -179,10 +174,10 @@ class ShardFolder:
         why = e.strerror or str(e) or type(e).__name__
         return OutputError(f"cannot write to {self.location}: {why}; fix it, then rerun the same command to continue")
 
-    def _write(self, name: str, data: bytes, clean: bool = False) -> None:
+    def _write(self, name: str, data: bytes) -> None:
         try:
             if self.local:
-                _write_local(self._path(name), data, clean)
+                _write_local(self._path(name), data)
             else:  # an object store: the object appears whole when its upload completes
                 with self.fs.open_output_stream(self._path(name)) as f:
                     f.write(data)
@@ -221,18 +216,35 @@ class ShardFolder:
             raise ValueError(f"{self.location}: holds shards of another job ({', '.join(differ)} differ, see "
                              f"{MANIFEST}); rerun with its settings to continue it, or give a new --output")
 
-    def finished(self) -> set[int]:
-        """The indices of the shards already finished (their stats written, their file there)."""
+    def _names(self) -> set[str]:
         import pyarrow.fs as pafs
 
         infos = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
-        names = {posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.File}
+        return {posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.File}
+
+    def finished(self) -> set[int]:
+        """The indices of the shards already finished (their stats written, their file there)."""
+        names = self._names()
         return {k for k in map(shard_index, names) if k is not None and shard_name(k, self.fmt) in names}
+
+    def remove_stale_temps(self, sole_writer: bool = False) -> None:
+        """Remove the temporary files killed writers left beside finished shards (nobody writes those again;
+        a shard another process of the run is still writing keeps its own); ``sole_writer`` (no other process
+        writes into the folder now): those of ``job.json`` and ``summary.json`` too."""
+        if not self.local:
+            return
+        names, done = self._names(), self.finished()
+        finals = {shard_name(k, self.fmt) for k in done} | {stats_name(k) for k in done}
+        finals |= {MANIFEST, SUMMARY} if sole_writer else set()
+        for name in names:
+            if name.endswith(".tmp") and _final_name(name) in finals:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._path(name))
 
     def write_shard(self, k: int, data: bytes, stats: dict) -> None:
         """Shard ``k``'s file, then its stats (each whole or not at all): the shard is then finished."""
-        self._write(shard_name(k, self.fmt), data, clean=True)
-        self._write(stats_name(k), json.dumps(stats).encode("utf-8"), clean=True)
+        self._write(shard_name(k, self.fmt), data)
+        self._write(stats_name(k), json.dumps(stats).encode("utf-8"))
 
     def summary(self) -> dict:
         """:func:`totals` over the stats of every finished shard, read from the folder (each shard once)."""
