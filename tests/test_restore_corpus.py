@@ -1,8 +1,10 @@
 import json
+import os
 
 import pytest
 
-from corefix.model.restore_corpus import CorpusJob, restore_corpus, shard_path
+from corefix.model.restore_corpus import CorpusJob, restore_corpus
+from corefix.model.shards import shard_name
 
 TEXT = ('phoning her a Ms. Lopez about an hour after she had Ms. Lopez the vote , but the two leaders have not met . '
         '" Ghana has a Ghana in Lopez , " he said .\n Mr. Haldane President Lopez Ghana')
@@ -18,6 +20,10 @@ def corpus(tmp_path):
             lines.append("{broken json")
     f.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return f
+
+
+def shard_path(out, k, fmt):
+    return out / shard_name(k, fmt)
 
 
 def _files(d):
@@ -176,3 +182,108 @@ def test_kill_9_at_random_points_then_resume_gives_the_uninterrupted_output(tiny
     summary = json.loads((killed / "summary.json").read_text())
     assert summary["articles"] == 59 and [f["record"] for f in summary["failures"]] == [f"{src}:18: invalid JSON "
                                                                                          "(Expecting value)"]
+
+
+# ---------------------------------------------------------------- an output folder that cannot be written
+
+class _FailingOpen:
+    """``open`` for corefix.model.shards that fails on the ``nth`` shard file it writes: mid-write as a full
+    disk does (half the bytes, then ENOSPC), or at the open as a folder made read-only does (EACCES)."""
+
+    def __init__(self, nth: int, how: str):
+        self.nth, self.how, self.seen = nth, how, 0
+
+    def __call__(self, path, mode="r", *args, **kwargs):
+        import errno
+
+        f = open(path, mode, *args, **kwargs)
+        if "w" not in mode or not os.path.basename(path).startswith("shard-") or ".stats." in path:
+            return f
+        self.seen += 1
+        if self.seen != self.nth:
+            return f
+        if self.how == "read-only":
+            f.close()
+            os.unlink(path)
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        write = f.write
+
+        def half_then_full(data):
+            write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        f.write = half_then_full
+        return f
+
+
+@pytest.mark.parametrize("how", ["disk full", "read-only"])
+def test_an_unwritable_output_stops_with_one_line_and_a_rerun_completes(tiny_model, corpus, tmp_path, monkeypatch,
+                                                                        capsys, how):
+    from corefix.cli import main
+    from corefix.model import shards
+
+    full, out = tmp_path / "full", tmp_path / "out"
+    restore_corpus(CorpusJob(str(tiny_model[0]), str(corpus), str(full), shard_size=3), progress=False)
+    command = ["restore-corpus", "--model", str(tiny_model[0]), "--input", str(corpus), "--output", str(out),
+               "--shard-size", "3"]
+    monkeypatch.setattr(shards, "open", _FailingOpen(3, how), raising=False)
+    with pytest.raises(SystemExit) as exit:
+        main(command)
+    assert exit.value.code != 0
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 1 and f"cannot write to {out}:" in errors[0] and "Traceback" not in err, err
+    assert ("No space left" if how == "disk full" else "Permission denied") in errors[0]
+    left = {p.name for p in out.iterdir()}
+    assert left == {"job.json", "shard-00000.jsonl", "shard-00000.stats.json", "shard-00001.jsonl",
+                    "shard-00001.stats.json"}  # no temporary file, no shard 2 that looks written
+    assert _files(out) == {k: v for k, v in _files(full).items() if k in left}
+    monkeypatch.undo()
+    main(command)  # the folder fixed: the same command continues
+    assert _files(out) == _files(full)
+    assert json.loads((out / "summary.json").read_text())["articles"] == 11
+
+
+def test_a_rerun_with_other_shards_is_refused(tiny_model, corpus, tmp_path, capsys):
+    from corefix.cli import main
+
+    out = tmp_path / "out"
+    command = ["restore-corpus", "--model", str(tiny_model[0]), "--input", str(corpus), "--output", str(out)]
+    main([*command, "--shard-size", "3"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([*command, "--shard-size", "4"])
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "shard_size differ" in err and str(out) in err
+
+
+def test_the_output_folder_counts_each_finished_shard_once_and_removes_what_killed_writers_left(tmp_path):
+    """No model: the folder both engines write through (corefix.model.shards)."""
+    from corefix.model.shards import ShardFolder
+
+    out = tmp_path / "out"
+    folder = ShardFolder(str(out), "jsonl")
+    folder.prepare({"shard_size": 2})
+
+    def stats(k):
+        return {"articles": 2, "words": 10, "removed": k, "replaced": 0, "undamaged": 1,
+                "failures": [{"record": f"in.jsonl:{k}: invalid JSON"}]}
+
+    for k in (0, 1, 0):  # shard 0 written twice (a retried batch, a rerun): counted once
+        folder.write_shard(k, b'{"id": "x"}\n', stats(k))
+    folder.write_shard(2, b'{"id": "y"}\n', stats(2))
+    (out / "shard-00002.jsonl").unlink()  # stats without their shard: not finished
+    left = ["shard-00000.jsonl.0123456789ab.tmp", "shard-00001.stats.json.tmp", "shard-00002.jsonl.aaaaaaaaaaaa.tmp",
+            "summary.json.bbbbbbbbbbbb.tmp"]
+    for name in left:
+        (out / name).write_bytes(b"half")
+    assert folder.finished() == {0, 1}
+    summary = folder.summary()
+    assert (summary["shards"], summary["articles"], summary["removed"]) == (2, 4, 1)
+    assert [f["record"] for f in summary["failures"]] == ["in.jsonl:0: invalid JSON", "in.jsonl:1: invalid JSON"]
+    folder.remove_stale_temps()  # another process may still write shard 2 or the summary: theirs are kept
+    assert sorted(p.name for p in out.glob("*.tmp")) == left[2:]
+    folder.remove_stale_temps(sole_writer=True)
+    assert [p.name for p in out.glob("*.tmp")] == ["shard-00002.jsonl.aaaaaaaaaaaa.tmp"]
+    with pytest.raises(ValueError, match="shard_size differ"):
+        ShardFolder(str(out), "jsonl").prepare({"shard_size": 3})

@@ -3,9 +3,14 @@
 The tests that run Ray are skipped when it is not installed (CI installs the ``ray`` extra); the reading
 stage and the install hint are tested without it.
 """
+import contextlib
 import json
-import pickle
+import os
+import random
+import signal
+import subprocess
 import sys
+import time
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -69,9 +74,12 @@ def _rows(out, fmt):
     return {r["id"]: r for r in rows}
 
 
+def _files(out):
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name.startswith("shard-")}
+
+
 def _records(files, job):
-    rows = [parse_file({"path": path, "bytes": Path(path).read_bytes()}, job, files) for path in files.paths]
-    return [pickle.loads(r["record"]) for file_rows in rows for r in file_rows]
+    return [r for path in files.paths for r in parse_file(path, Path(path).read_bytes(), job, files)]
 
 
 def test_the_reading_stage_gives_the_local_engines_records(corpus, tmp_path):
@@ -105,7 +113,7 @@ def test_without_ray_the_engine_says_how_to_install_it(corpus, tmp_path, monkeyp
 
 
 @needs_ray
-def test_ray_gives_per_record_exactly_the_local_engines_output(local_ray, tiny_model, corpus, tmp_path):
+def test_ray_writes_the_local_engines_shards_byte_for_byte(local_ray, tiny_model, corpus, tmp_path):
     from corefix.model.restore_corpus_ray import restore_corpus_ray
 
     job = {"model": str(tiny_model[0]), "input": str(corpus), "shard_size": 3,
@@ -117,10 +125,11 @@ def test_ray_gives_per_record_exactly_the_local_engines_output(local_ray, tiny_m
     assert len(got) == 12 and "doc-000004" in got
     assert got == expected  # every column of every record, the restored text and spans included
     assert any(r["spans"] for r in got.values())  # the comparison covers real spans
-    for k in ("articles", "words", "removed", "replaced", "undamaged", "removed_per_100_words",
-              "replaced_per_100_words"):
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")  # the same shards, the same bytes
+    for k in ("shards", "articles", "words", "removed", "replaced", "undamaged", "removed_per_100_words",
+              "replaced_per_100_words", "failures"):
         assert ray[k] == local[k], k
-    assert sorted(map(str, ray["failures"])) == sorted(map(str, local["failures"])) and len(ray["failures"]) == 2
+    assert len(ray["failures"]) == 2 and ":7: invalid JSON" in ray["failures"][0]["record"]  # in input order
     assert json.loads((tmp_path / "ray" / "summary.json").read_text())["articles"] == 12
 
 
@@ -144,7 +153,133 @@ def test_bad_records_mid_run_are_reported_and_the_good_ones_written(local_ray, t
     assert len(failed) == 3
     assert any(":7: invalid JSON" in f for f in failed) and any("no string field 'text'" in f for f in failed)
     assert any(":10: not valid UTF-8" in f for f in failed)
-    with pytest.raises(SystemExit):  # a second run into the same folder would mix two runs' files
+    with pytest.raises(SystemExit):  # other shards into the same folder would mix two jobs' files
         main(["restore-corpus", "--model", str(tiny_model[0]), "--input", str(corpus), "--output", str(out),
               "--engine", "ray"])
-    assert "not empty" in capsys.readouterr().err
+    assert "shard_size differ" in capsys.readouterr().err
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name.startswith("shard-")}
+    main(["restore-corpus", "--model", str(tiny_model[0]), "--input", str(corpus), "--output", str(out),
+          "--engine", "ray", "--shard-size", "3", "--format", "parquet"])  # the same job: finished, nothing redone
+    assert json.loads(capsys.readouterr().out)["articles"] == 12
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name.startswith("shard-")} == before
+
+
+# ---------------------------------------------------------------- killed runs, through the CLI as a user runs it
+
+RESUME_TEXTS = [TEXT, OTHER, "Mr. Blair said he would go."]
+
+
+@pytest.fixture(scope="module")
+def resume_corpus(tmp_path_factory):
+    """120 lines, 3 bad ones (truncated JSON, no text field, invalid UTF-8) and a duplicate id: 117 articles."""
+    lines = [json.dumps({"id": f"r{i}", "text": RESUME_TEXTS[i % 3], "n": i}).encode() for i in range(120)]
+    lines[5], lines[22], lines[31] = b'{"id": "cut", "text": "trunc', b'{"id": "nt"}', b'{"id": "u", "text": "caf\xe9"}'
+    lines[12] = json.dumps({"id": "r3", "text": OTHER, "n": 12}).encode()  # an id twice: two records, both kept
+    src = tmp_path_factory.mktemp("resume") / "in.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    return src
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model, resume_corpus):
+    """The shards of one uninterrupted run (the local engine's: equal to the Ray engine's, tested above)."""
+    out = resume_corpus.parent / "reference"
+    restore_corpus(CorpusJob(str(tiny_model[0]), str(resume_corpus), str(out), shard_size=3), progress=False)
+    return out
+
+
+def _cli(model, src, out, actors):
+    return [sys.executable, "-m", "corefix.cli", "restore-corpus", "--model", str(model), "--input", str(src),
+            "--output", str(out), "--shard-size", "3", "--engine", "ray", "--num-actors", str(actors)]
+
+
+def _env(**extra):
+    import corefix
+
+    src = str(Path(corefix.__file__).resolve().parents[1])  # this checkout, for the driver and Ray's workers
+    return {**os.environ, "PYTHONPATH": src, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **extra}
+
+
+def _reap(proc):
+    """SIGKILL what is left of a run started in its own session (Ray's helpers outlive a killed driver a while)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _check_resumed(out, reference, src):
+    """The shards of ``out`` are those of the uninterrupted ``reference``; every record once; exact counts."""
+    assert _files(out) == _files(reference)
+    rows = [json.loads(line) for name, data in _files(out).items() if name.endswith(".jsonl")
+            for line in data.decode().split("\n") if line]
+    assert sorted(r["n"] for r in rows) == [i for i in range(120) if i not in (5, 22, 31)]  # none lost, none twice
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["articles"], summary["shards"]) == (117, 40)
+    assert [f["record"].split(": ")[0] for f in summary["failures"]] == [f"{src}:{n}" for n in (6, 23, 32)]
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+@needs_ray
+@pytest.mark.slow
+def test_kill_9_of_the_ray_driver_then_rerun_gives_the_uninterrupted_output(tiny_model, resume_corpus, reference,
+                                                                            tmp_path):
+    """kill -9 of the driver once a random number of shards is written (plus a random instant), then the same
+    command again: the shards of one uninterrupted run."""
+    seed = random.randrange(1 << 30)
+    print(f"random seed {seed}")  # shown if the test fails
+    out, rng = tmp_path / "out", random.Random(seed)
+    proc = subprocess.Popen(_cli(tiny_model[0], resume_corpus, out, 1), env=_env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wanted, deadline = rng.randint(1, 25), time.monotonic() + 120
+        while (len(list(out.glob("shard-*.stats.json"))) < wanted and proc.poll() is None
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0, 0.3))
+        assert proc.poll() is None, "the run ended before the kill"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        _reap(proc)
+    assert len(list(out.glob("shard-*.stats.json"))) < 40
+    done = subprocess.run(_cli(tiny_model[0], resume_corpus, out, 1), env=_env(), start_new_session=True,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    _check_resumed(out, reference, resume_corpus)
+
+
+@needs_ray
+@pytest.mark.slow
+def test_an_actor_killed_mid_shard_is_retried_and_counted_once(tiny_model, resume_corpus, reference, tmp_path):
+    """The test hook makes the first actor to restore a shard die before sending it back (os._exit), once: Ray
+    restarts it and retries the shard it held and the one waiting for it; every record is written once, counted
+    once, failures in input order. (One actor: the cheapest start-up on 2 cores.)"""
+    marker, out = tmp_path / "actor-died", tmp_path / "out"
+    env = _env(COREFIX_TEST_ACTOR_EXIT_ONCE=str(marker))
+    done = subprocess.run(_cli(tiny_model[0], resume_corpus, out, 1), env=env, start_new_session=True,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert marker.exists()  # an actor did die
+    _check_resumed(out, reference, resume_corpus)
+
+
+@needs_ray
+def test_a_full_disk_stops_the_ray_engine_with_one_line_and_a_rerun_completes(local_ray, tiny_model, corpus, tmp_path,
+                                                                              monkeypatch, capsys):
+    from corefix.model import shards
+    from tests.test_restore_corpus import _FailingOpen
+
+    out = tmp_path / "out"
+    command = ["restore-corpus", "--model", str(tiny_model[0]), "--input", str(corpus), "--output", str(out),
+               "--shard-size", "3", "--engine", "ray", "--num-actors", "1", "--cpus-per-actor", "0.5"]
+    monkeypatch.setattr(shards, "open", _FailingOpen(2, "disk full"), raising=False)
+    with pytest.raises(SystemExit):
+        main(command)
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 1 and f"cannot write to {out}: No space left on device" in errors[0], err
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert all(p.with_suffix(".stats.json").exists() for p in out.glob("shard-*.jsonl"))  # none only looks done
+    monkeypatch.undo()
+    main(command)
+    assert json.loads(capsys.readouterr().out)["articles"] == 12
+    assert sorted(_rows(out, "jsonl")) == sorted([f"n{i}" for i in range(12) if i != 4] + ["doc-000004"])

@@ -415,12 +415,13 @@ def _add_restore_corpus(sub):
     p.add_argument("--num-workers", type=int, default=None,
                    help="local engine: worker processes (each loads the model once; default 1)")
     p.add_argument("--shard-size", type=int, default=500,
-                   help="records per output shard (ray engine: per batch, and at least this many per file)")
+                   help="records per output shard, in input order (both engines; a rerun must keep it)")
     p.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
     p.add_argument("--split", default="train", help="split of a hub dataset")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: processes on this machine, resumable (default); ray: a Ray Data pipeline on a "
-                        "local or remote Ray cluster (pip install -e \".[ray]\"), not resumable")
+                   help="local: processes on this machine (default); ray: actors on a local or remote Ray "
+                        "cluster (pip install -e \".[ray]\"); both resume a killed run when rerun and write the "
+                        "same shards")
     r = p.add_argument_group("ray engine (--engine ray)")
     r.add_argument("--address", default=None,
                    help="Ray cluster to join: auto or ray://HOST:PORT (default: start a local Ray for the run)")

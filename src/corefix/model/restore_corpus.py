@@ -3,33 +3,35 @@
 The input is streamed record by record (JSONL, CSV, Parquet, a folder of
 ``.txt``, or a hub dataset id) and cut into shards of ``shard_size`` records in
 input order. Shard ``k`` belongs to worker ``k % num_workers``; each finished
-shard is written atomically (a temporary file renamed into place) with a small
-``.stats.json`` beside it. A rerun of the same command skips every shard whose
-output exists, so a killed run continues from the last finished shard and
-produces the same files as an uninterrupted one.
+shard is written atomically with a small ``.stats.json`` beside it
+(:class:`corefix.model.shards.ShardFolder`, the output folder both engines
+share). A rerun of the same command skips every finished shard, so a killed
+run continues from the last finished shard and produces the same files as an
+uninterrupted one; the summary is counted from the shards on disk.
 
 Workers are local processes (``--num-workers``) or, under ``accelerate launch``
 / ``torchrun``, the processes of that launch (``RANK``/``WORLD_SIZE``), each
 on its own device; both can be combined.
 
-The per-record step (:func:`process_records`), the output rows
-(:func:`row_line`, :func:`rows_table`) and the summary (:func:`totals`) are
-shared with the Ray engine, :mod:`corefix.model.restore_corpus_ray`.
+The job (:class:`CorpusJob`, :func:`check_job`, :func:`manifest`), the cutting
+into shards (:func:`cut_into_shards`) and the per-record step
+(:func:`process_records`) are shared with the Ray engine,
+:mod:`corefix.model.restore_corpus_ray`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from ..data.corpus import Article, LoadReport, iter_corpus
 from .options import InferenceOptions, RestoreOptions
+from .shards import ShardFolder, check_format, encode_shard
 
-FORMATS = ("jsonl", "parquet")
 PROBLEM = "__problem__"  # the key of a record that could not be read (see problem())
 
 
@@ -48,20 +50,36 @@ class CorpusJob:
     restoration: RestoreOptions = field(default_factory=RestoreOptions)  # gap mode, fill threshold
 
 
-def shard_path(out_dir: Path, k: int, fmt: str) -> Path:
-    return out_dir / f"shard-{k:05d}.{fmt}"
-
-
-def iter_shards(job: CorpusJob):
-    """(shard index, raw records) in input order; bad records included (handled later)."""
+def cut_into_shards(records: Iterable[dict], size: int) -> Iterator[tuple[int, list[dict]]]:
+    """(shard index, records) of ``size`` records each (the last fewer), in input order: the shards of both engines."""
     shard, k = [], 0
-    for rec in _iter_raw(job):
+    for rec in records:
         shard.append(rec)
-        if len(shard) == job.shard_size:
+        if len(shard) == size:
             yield k, shard
             shard, k = [], k + 1
     if shard:
         yield k, shard
+
+
+def iter_shards(job: CorpusJob) -> Iterator[tuple[int, list[dict]]]:
+    """(shard index, raw records) in input order; bad records included (handled later)."""
+    return cut_into_shards(_iter_raw(job), job.shard_size)
+
+
+def manifest(job: CorpusJob) -> dict:
+    """What decides the contents of the job's shards (its ``job.json``): a rerun continues only the same job.
+
+    The device and batch size are left out: a run may continue on other hardware.
+    """
+    from .network import check_model_dir
+
+    local = Path(job.input).exists() and "://" not in job.input
+    options = {k: v for k, v in dataclasses.asdict(job.options).items() if k not in ("device", "batch_size")}
+    return {"input": str(Path(job.input).resolve()) if local else job.input, "split": job.split,
+            "text_field": job.text_field, "id_field": job.id_field, "shard_size": job.shard_size,
+            "format": job.format, "model": str(check_model_dir(job.model).resolve()), "options": options,
+            "restoration": dataclasses.asdict(job.restoration)}
 
 
 def problem(where_why: str) -> dict:
@@ -92,7 +110,7 @@ def process_records(restorer, job: CorpusJob, records: list[dict]) -> tuple[list
 
     A row is the record untouched plus ``restored``, ``spans`` and ``gaps``; the stats
     count articles, words, spans removed and replaced, undamaged articles, and
-    list the failures. Both engines (local shards, Ray batches) use this.
+    list the failures. Both engines use this, one shard at a time.
     """
     rows, failures, stats = [], [], {"articles": 0, "words": 0, "removed": 0, "replaced": 0, "undamaged": 0}
     good = []
@@ -117,75 +135,21 @@ def process_records(restorer, job: CorpusJob, records: list[dict]) -> tuple[list
     return rows, stats
 
 
-def row_line(row: dict) -> str:
-    """One output row as a JSONL line (without the newline)."""
-    return json.dumps(row, ensure_ascii=False, default=str)
-
-
-def spans_type():
-    """The Arrow type of the ``spans`` column, fixed so a batch without spans has the same schema.
-
-    Every key a restored span can carry (:class:`corefix.model.predict.Restoration`) has its field, so
-    Parquet holds what JSONL holds: a span without a pronoun or gap has null there. :func:`rows_table`
-    refuses a span key this type does not name, rather than let Arrow drop it silently.
-    """
-    import pyarrow as pa
-
-    gap = pa.struct([("destroyed", pa.float64()), ("words", pa.string()), ("score", pa.float64())])
-    span = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("label", pa.string()), ("score", pa.float64()),
-                      ("replacement", pa.string()), ("at", pa.int64()), ("pronoun", pa.string()),
-                      ("pronoun_score", pa.float64()), ("gap", gap)])
-    return pa.list_(span)
-
-
-def gaps_type():
-    """The Arrow type of the ``gaps`` column (:func:`corefix.model.predict.gap_list`)."""
-    import pyarrow as pa
-
-    gap = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("at", pa.int64()), ("filled", pa.string()),
-                     ("words", pa.string()), ("score", pa.float64()), ("destroyed", pa.float64())])
-    return pa.list_(gap)
-
-
-def rows_table(rows: list[dict]):
-    """Output rows as an Arrow table (for Parquet): columns as the rows hold them, ``spans`` and ``gaps`` typed."""
-    import pyarrow as pa
-
-    table = pa.Table.from_pylist(rows)
-    for name, kind in (("spans", spans_type()), ("gaps", gaps_type())):
-        if rows and name in table.column_names:
-            known = {f.name for f in kind.value_type}
-            extra = {k for r in rows for item in r[name] or () for k in item} - known
-            if extra:
-                raise ValueError(f"{name} carry fields the Parquet schema lacks: {sorted(extra)}")
-            i = table.column_names.index(name)
-            table = table.set_column(i, name, pa.array([r[name] for r in rows], type=kind))
-    return table
-
-
-def _write_shard(path: Path, rows: list[dict], fmt: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    if fmt == "jsonl":
-        with open(tmp, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(row_line(row) + "\n")
-    else:
-        import pyarrow.parquet as pq
-
-        pq.write_table(rows_table(rows), tmp)
-    os.replace(tmp, path)
-
-
 def run_worker(job: CorpusJob, worker: int, n_workers: int, device: str | None = None, progress: bool = True,
-               total: int | None = None) -> dict:
-    """Process the shards of one worker; returns its summary counts. ``total``: records in the input, if known."""
+               total: int | None = None, parent: int | None = None) -> dict:
+    """Process the shards of one worker; returns its summary counts. ``total``: records in the input, if known.
+
+    ``parent``: the process that started this worker; if it dies (kill -9), the worker stops after its shard
+    rather than go on writing beside the rerun.
+    """
     import torch
     from tqdm.auto import tqdm
 
     from .predict import Restorer
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_workers))
-    out_dir = Path(job.output)
+    folder = ShardFolder(job.output, job.format)
+    finished = folder.finished()
     options = job.options if device is None else dataclasses.replace(job.options, device=device)
     restorer = Restorer.from_pretrained(job.model, options, job.restoration)
     done = {"shards": 0, "skipped_shards": 0, "articles": 0}
@@ -193,15 +157,15 @@ def run_worker(job: CorpusJob, worker: int, n_workers: int, device: str | None =
                total=None if total is None else -(-total // n_workers))
     start = time.monotonic()
     for k, records in iter_shards(job):
+        if parent is not None and os.getppid() != parent:
+            break
         if k % n_workers != worker:
             continue
-        path = shard_path(out_dir, k, job.format)
-        if path.exists() and path.with_suffix(".stats.json").exists():
+        if k in finished:
             done["skipped_shards"] += 1
             continue
         rows, stats = process_records(restorer, job, records)
-        _write_shard(path, rows, job.format)
-        path.with_suffix(".stats.json").write_text(json.dumps(stats), encoding="utf-8")
+        folder.write_shard(k, encode_shard(rows, job.format), stats)
         done["shards"] += 1
         done["articles"] += stats["articles"]
         bar.update(len(records))
@@ -221,33 +185,12 @@ def count_records(job: CorpusJob) -> int | None:
 
 def _worker_entry(args):
     job, worker, n_workers, total = args
-    return run_worker(job, worker, n_workers, progress=True, total=total)
-
-
-def totals(batch_stats) -> dict:
-    """The end-of-run summary over the stats of every processed shard (or batch)."""
-    total = {"shards": 0, "articles": 0, "words": 0, "removed": 0, "replaced": 0, "undamaged": 0, "failures": []}
-    for s in batch_stats:
-        total["shards"] += 1
-        for k in ("articles", "words", "removed", "replaced", "undamaged"):
-            total[k] += s[k]
-        total["failures"].extend(s["failures"])
-    words = max(total["words"], 1)
-    total["removed_per_100_words"] = 100 * total["removed"] / words
-    total["replaced_per_100_words"] = 100 * total["replaced"] / words
-    return total
-
-
-def summarize(out_dir: str | Path) -> dict:
-    """Totals over every finished shard's ``.stats.json``."""
-    files = sorted(Path(out_dir).glob("shard-*.stats.json"))
-    return totals(json.loads(f.read_text(encoding="utf-8")) for f in files)
+    return run_worker(job, worker, n_workers, progress=True, total=total, parent=os.getppid())
 
 
 def check_job(job: CorpusJob) -> None:
     """Fail early (ValueError, or the model's own error) on a job that cannot run, before any work."""
-    if job.format not in FORMATS:
-        raise ValueError(f"unknown output format {job.format!r} (use {' or '.join(FORMATS)})")
+    check_format(job.format)
     if job.shard_size < 1 or job.num_workers < 1:
         raise ValueError("--shard-size and --num-workers must be at least 1")
     from .network import check_model_dir
@@ -256,10 +199,14 @@ def check_job(job: CorpusJob) -> None:
 
 
 def restore_corpus(job: CorpusJob, progress: bool = True) -> dict:
-    """Run the job with ``num_workers`` local processes (times the launch's processes); return the summary."""
+    """Run the job with ``num_workers`` local processes (times the launch's processes); return the summary.
+
+    A folder of a killed run of the same job is continued; :class:`~corefix.model.shards.OutputError` when the
+    folder cannot be written (the shards written so far are kept, a rerun continues).
+    """
     check_job(job)
-    out_dir = Path(job.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    folder = ShardFolder(job.output, job.format)
+    folder.prepare(manifest(job))
     rank = int(os.environ.get("RANK", 0))
     world = int(os.environ.get("WORLD_SIZE", 1))
     n_workers = world * job.num_workers
@@ -279,7 +226,8 @@ def restore_corpus(job: CorpusJob, progress: bool = True) -> dict:
 
         with mp.get_context("spawn").Pool(job.num_workers) as pool:
             pool.map(_worker_entry, [(job, w, n_workers, total) for w in ids])
-    summary = summarize(out_dir)
+    folder.remove_stale_temps(sole_writer=world == 1)  # the processes of a launch may still be writing
+    summary = folder.summary()
     summary["seconds"] = time.monotonic() - start
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    folder.write_summary(summary)
     return summary

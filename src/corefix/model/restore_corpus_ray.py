@@ -1,66 +1,65 @@
 """Restore a whole corpus on a Ray cluster: the scale-out engine of ``restore-corpus``.
 
-The same job as :mod:`corefix.model.restore_corpus` (the local engine), run
-as a Ray Data pipeline::
+The same job as :mod:`corefix.model.restore_corpus` (the local engine), with the same shards, in the same
+output folder (:class:`corefix.model.shards.ShardFolder`), resumed the same way::
 
-    read_binary_files  ->  flat_map(parse)  ->  map_batches(restore, actor pool)  ->  write (Parquet or JSONL)
+    driver: read the input in order  ->  cut into shards  ->  skip the finished ones
+    actors: restore a shard (the local engine's process_records), encode its file
+    driver: write each shard atomically as it comes back  ->  summary.json from the shards on disk
 
-- **read**: the input's files (JSONL, CSV/TSV, Parquet, ``.txt``; one file or
-  a folder; a local path or any URI pyarrow's filesystems take, ``s3://``...)
-  are read by Ray tasks and parsed file by file, so every record knows its
-  position (an id-less record gets the local engine's ``doc-NNNNNN``) and a
-  record that cannot be read (invalid JSON or UTF-8, no text field, a binary
-  ``.txt``, an unreadable file) becomes a failure marker instead of failing
-  the run. (``read_text``/``read_json`` would stop the run at the first bad
-  line, and ``read_text`` splits lines at U+2028, which JSON text may hold.)
-- **restore**: a fixed pool of ``num_actors`` stateful actors, each loading
-  the model once (on its GPU when given ``gpus_per_actor``), runs
-  :func:`~corefix.model.restore_corpus.process_records`, the local engine's
-  own per-record step, on batches of ``shard_size`` records.
-- **write**: rows are written as Parquet (:func:`rows_table`) or JSONL
-  (:func:`row_line`, the local engine's lines) files, ``shard_size`` rows or
-  more each; ``summary.json`` (:func:`totals`, the local summary) goes beside
-  them.
+- **read**: the input's files (JSONL, CSV/TSV, Parquet, ``.txt``; one file or a folder; a local path or
+  any URI pyarrow's filesystems take, ``s3://``...) are read on the driver, file by file in name order, and
+  parsed from their bytes, so every record knows its position (an id-less record gets the local engine's
+  ``doc-NNNNNN``) and a record that cannot be read (invalid JSON or UTF-8, no text field, a binary
+  ``.txt``, an unreadable file) becomes a failure marker instead of failing the run. The records are cut
+  into the local engine's shards (:func:`~corefix.model.restore_corpus.cut_into_shards`).
+- **restore**: a fixed pool of ``num_actors`` stateful actors, each loading the model once (on its GPU when
+  given ``gpus_per_actor``), runs :func:`~corefix.model.restore_corpus.process_records`, the local
+  engine's own per-record step, on each shard and sends back the shard file's bytes and stats. At most two
+  shards per actor are in flight, so reading keeps pace without holding the corpus in memory.
+- **write**: the driver writes each shard as it comes back, whole or not at all, then its stats. An actor
+  that dies (a lost node, a killed process) is restarted by Ray and its shard retried; the shard is
+  written once whatever Ray retried, and ``summary.json`` is counted from the shards on disk, failures in
+  input order.
 
-Without ``address`` a local Ray instance is started for the run and stopped
-after it; with one (``auto``, ``ray://HOST:PORT``) the run joins that cluster,
-the model directory is shipped to the actors through the object store, and
-local input and output paths are read and written on the driver's node.
-Unlike the local engine a run is not resumable: ``output`` must be empty.
+A killed run (the driver, the head node) is continued by running the same command again: finished shards
+are skipped, and the files are those of one uninterrupted run, byte for byte, and those of the local
+engine. Without ``address`` a local Ray instance is started for the run and stopped after it; with one
+(``auto``, ``ray://HOST:PORT``) the run joins that cluster and the model directory is shipped to the
+actors through the object store; local input and output paths are read and written on the driver.
 
-Ray is an optional extra (``pip install -e ".[ray]"``); this module imports
-it only inside functions, so the package imports without it.
+Ray is an optional extra (``pip install -e ".[ray]"``); this module imports it only inside functions, so
+the package imports without it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
-import pickle
 import posixpath
-import threading
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from ..data.corpus import Article, InputFiles, filesystem, file_records, list_input, to_article
 from .restore_corpus import (
     CorpusJob,
     check_job,
     count_records,
+    cut_into_shards,
+    manifest,
     problem,
     process_records,
     record_of,
-    row_line,
-    rows_table,
-    totals,
 )
+from .shards import ShardFolder, encode_shard
 
-INSTALL_HINT = 'the ray engine needs Ray: pip install -e ".[ray]"  (or: pip install "ray[data]>=2.60")'
+INSTALL_HINT = 'the ray engine needs Ray: pip install -e ".[ray]"  (or: pip install "ray>=2.60")'
+RETRIES = 3  # restarts of a dead actor, and retries of the shard it held, before the run stops (a rerun continues)
+EXIT_ONCE_ENV = "COREFIX_TEST_ACTOR_EXIT_ONCE"  # tests only: a marker path; the first actor to finish a shard dies
 
 
 class RayNotInstalled(ImportError):
@@ -82,10 +81,9 @@ class RayOptions:
 
 
 def import_ray():
-    """The ``ray`` module with ``ray.data`` loaded, or :class:`RayNotInstalled`."""
+    """The ``ray`` module, or :class:`RayNotInstalled`."""
     try:
         import ray
-        import ray.data
     except ImportError:
         raise RayNotInstalled(INSTALL_HINT) from None
     return ray
@@ -99,8 +97,8 @@ def start_ray(options: RayOptions) -> bool:
     kwargs = {"log_to_driver": False, "logging_level": logging.ERROR}
     if options.address:
         kwargs["address"] = options.address
-    else:  # room for every actor and a reading task, even on a machine with fewer cores (they then share them)
-        need = math.ceil(options.num_actors * options.cpus_per_actor) + 1
+    else:  # room for every actor, even on a machine with fewer cores (they then share them)
+        need = math.ceil(options.num_actors * options.cpus_per_actor)
         kwargs.update(num_cpus=max(os.cpu_count() or 1, need), include_dashboard=False)
     ray.init(**kwargs)
     return True
@@ -108,42 +106,46 @@ def start_ray(options: RayOptions) -> bool:
 
 # ---------------------------------------------------------------- the input
 
-def parse_file(row: dict, job: CorpusJob, files: InputFiles) -> list[dict]:
-    """The records of one input file (a row of ``read_binary_files``), each pickled as the engines pass it on."""
-    path = row["path"].split("://", 1)[-1]
-    if files.local and not path.startswith("/"):  # a local:// read's path, its leading slash lost
-        path = "/" + path
+def parse_file(path: str, data: bytes, job: CorpusJob, files: InputFiles) -> list[dict]:
+    """The records of one input file, from its bytes, as the engines pass them on (markers for bad ones)."""
     shown, rel = files.shown(path), posixpath.relpath(path, files.root)
     where = "" if files.single else f"{shown}: "
     out = []
-    for n, (loc, rec, why) in enumerate(file_records(row["bytes"], files.kind, shown, rel)):
+    for n, (loc, rec, why) in enumerate(file_records(data, files.kind, shown, rel)):
         if why is None:
             art = to_article(rec, n, job.text_field, job.id_field, files.id_prefix(path))
             at = f"{loc}: " if loc else f"{where}record {n}: "
             out.append(record_of(art, job) if isinstance(art, Article) else problem(f"{at}{art}"))
         else:
             out.append(problem(why))
-    return [{"record": pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL)} for r in out]
+    return out
+
+
+def iter_input_records(job: CorpusJob, files: InputFiles) -> Iterator[dict]:
+    """Every record of the input, file by file in order, a marker where a record or file could not be read."""
+    fs = filesystem(files.source)[0]
+    for path in files.paths:
+        try:
+            with fs.open_input_stream(path) as f:
+                data = f.read()
+        except OSError as e:
+            yield problem(f"{files.shown(path)}: unreadable ({getattr(e, 'strerror', None) or e})")
+            continue
+        yield from parse_file(path, data, job, files)
 
 
 # ---------------------------------------------------------------- restoring
 
-class _Tally:
-    """One small actor that gathers each batch's stats (for the summary and the progress line)."""
-
-    def __init__(self):
-        self.stats: list[dict] = []
-        self.records = 0
-
-    def add(self, stats: dict) -> None:
-        self.stats.append(stats)
-        self.records += stats["articles"] + len(stats["failures"])
-
-    def count(self) -> int:
-        return self.records
-
-    def all(self) -> list[dict]:
-        return self.stats
+def _exit_once(marker: str | None) -> None:
+    """Test hook, off unless ``COREFIX_TEST_ACTOR_EXIT_ONCE`` names a marker file: the first actor to get
+    here makes the marker and dies mid-shard (as on a lost node); Ray restarts it and retries the shard."""
+    if not marker:
+        return
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    os._exit(1)
 
 
 def _unpack_model(files: dict[str, bytes]) -> str:
@@ -156,10 +158,15 @@ def _unpack_model(files: dict[str, bytes]) -> str:
     return str(root)
 
 
-class RestoreBatches:
-    """The actor of ``map_batches``: loads the model once, then restores batches of pickled records."""
+def _model_files(model_dir: str) -> dict[str, bytes]:
+    root = Path(model_dir)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
-    def __init__(self, job: CorpusJob, tally, cpus: float, shipped_model=None):
+
+class ShardRestorer:
+    """The Ray actor: loads the model once, then restores shards into their file's bytes and stats."""
+
+    def __init__(self, job: CorpusJob, cpus: float, shipped_model=None, exit_once: str | None = None):
         import ray
         import torch
 
@@ -171,167 +178,101 @@ class RestoreBatches:
             options = dataclasses.replace(options, device="cuda")  # Ray shows the actor its own GPU(s) only
         model = _unpack_model(ray.get(shipped_model[0])) if shipped_model else job.model
         self.restorer = Restorer.from_pretrained(model, options, job.restoration)
-        self.job, self.tally = job, tally
+        self.job, self.exit_once = job, exit_once
 
-    def __call__(self, batch):
-        import pyarrow as pa
-        import ray
-
-        records = [pickle.loads(b) for b in batch.column("record").to_pylist()]
+    def restore(self, records: list[dict]) -> tuple[bytes, dict]:
+        """One shard's records (failure markers among them): its file's bytes and its stats."""
         rows, stats = process_records(self.restorer, self.job, records)
-        ray.get(self.tally.add.remote(stats))  # counted before the batch is done, so none is lost at the end
-        if self.job.format == "jsonl":
-            return pa.table({"line": pa.array([row_line(r) for r in rows], pa.string())})
-        return rows_table(rows)
+        _exit_once(self.exit_once)
+        return encode_shard(rows, self.job.format), stats
 
 
-def _jsonl_sink(path: str, min_rows: int):
-    from ray.data.datasource import BlockBasedFileDatasink
+def _start_actors(ray, job: CorpusJob, options: RayOptions, shipped: list | None) -> list:
+    """The pool of restoring actors; Ray restarts a dead one and retries the shard it held (``RETRIES`` times).
 
-    class JsonlLines(BlockBasedFileDatasink):
-        """Files of the ``line`` column, one line each: the local engine's JSONL, byte for byte."""
-
-        def write_block_to_file(self, block, file):
-            file.write("".join(line + "\n" for line in block.to_arrow().column("line").to_pylist()).encode("utf-8"))
-
-    return JsonlLines(path, min_rows_per_file=min_rows, file_format="jsonl")
-
-
-def _model_files(model_dir: str) -> dict[str, bytes]:
-    root = Path(model_dir)
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    ``shipped``: ``[object ref of the model's files]`` when joined to a cluster (the nodes need not share a disk).
+    """
+    actor = ray.remote(ShardRestorer).options(num_cpus=options.cpus_per_actor, num_gpus=options.gpus_per_actor,
+                                              max_restarts=RETRIES, max_task_retries=RETRIES)
+    exit_once = os.environ.get(EXIT_ONCE_ENV) or None
+    return [actor.remote(job, options.cpus_per_actor, shipped, exit_once) for _ in range(options.num_actors)]
 
 
-def _check_output_empty(output: str) -> None:
-    import pyarrow.fs as pafs
+class _Pool:
+    """Shards in flight on the actors (at most two each, so each has the next one waiting), written as they
+    come back. The actors start at the first shard to restore: a finished run loads no model."""
 
-    fs, path = filesystem(output)
-    if fs.get_file_info(path).type == pafs.FileType.File:
-        raise ValueError(f"{output}: is a file; --output must be a folder")
-    if fs.get_file_info(path).type == pafs.FileType.Directory and fs.get_file_info(pafs.FileSelector(path)):
-        raise ValueError(f"{output}: not empty (the ray engine does not resume a run; give a new or empty --output)")
+    def __init__(self, ray, job: CorpusJob, options: RayOptions, folder: ShardFolder, bar):
+        self.ray, self.job, self.options, self.folder, self.bar = ray, job, options, folder, bar
+        self.actors: list = []
+        self.shipped: list | None = None
+        self.load: list[int] = []
+        self.in_flight: dict = {}  # ObjectRef -> (shard index, actor index, record count)
 
+    def submit(self, k: int, records: list[dict]) -> None:
+        if not self.actors:
+            if self.options.address:  # kept here while the actors live: a restarted actor reads it again
+                from .network import check_model_dir
 
-def _write_summary(output: str, summary: dict) -> None:
-    fs, path = filesystem(output)
-    fs.create_dir(path, recursive=True)
-    with fs.open_output_stream(posixpath.join(path, "summary.json")) as f:
-        f.write(json.dumps(summary, indent=2).encode("utf-8"))
+                self.shipped = [self.ray.put(_model_files(str(check_model_dir(self.job.model))))]
+            self.actors = _start_actors(self.ray, self.job, self.options, self.shipped)
+            self.load = [0] * len(self.actors)
+        while len(self.in_flight) >= 2 * len(self.actors):
+            self.collect()
+        i = min(range(len(self.actors)), key=self.load.__getitem__)
+        self.in_flight[self.actors[i].restore.remote(records)] = (k, i, len(records))
+        self.load[i] += 1
 
+    def collect(self) -> None:
+        """Wait for a shard to come back and write it."""
+        (ref,), _ = self.ray.wait(list(self.in_flight), num_returns=1)
+        k, i, n = self.in_flight.pop(ref)
+        self.load[i] -= 1
+        data, stats = self.ray.get(ref)
+        self.folder.write_shard(k, data, stats)
+        self.bar.update(n)
 
-class _QuietRayData:
-    """Ray Data without its progress bars, start-up notes and INFO logs, for the length of a run."""
-
-    def __enter__(self):
-        from ray.data import DataContext
-
-        self.warnings = warnings.catch_warnings()
-        self.warnings.__enter__()
-        warnings.filterwarnings("ignore", module=r"ray\.")  # tuning hints and deprecations meant for Ray's users
-        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")  # see _restarts
-        ctx = DataContext.get_current()
-        self.saved = (ctx.enable_progress_bars, ctx.print_on_execution_start)
-        ctx.enable_progress_bars, ctx.print_on_execution_start = False, False
-        self.logger = logging.getLogger("ray.data")
-        self.level = self.logger.level
-        self.logger.setLevel(logging.ERROR)
-        return self
-
-    def __exit__(self, *exc):
-        from ray.data import DataContext
-
-        ctx = DataContext.get_current()
-        ctx.enable_progress_bars, ctx.print_on_execution_start = self.saved
-        self.logger.setLevel(self.level)
-        self.warnings.__exit__(*exc)
-
-
-def _progress_line(tally, total: int | None, enabled: bool):
-    """One tqdm line fed from the tally every half second; returns a function that stops it."""
-    import ray
-    from tqdm.auto import tqdm
-
-    bar = tqdm(desc="restore-corpus (ray)", unit="record", total=total, disable=not enabled)
-    stop = threading.Event()
-
-    def update():
-        n = ray.get(tally.count.remote())
-        if n != bar.n:
-            bar.update(n - bar.n)
-
-    def poll():
-        while not stop.wait(0.5):
-            update()
-
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-
-    def close():
-        stop.set()
-        thread.join()
-        update()
-        bar.close()
-
-    return close
-
-
-def _restarts(options: RayOptions) -> dict:
-    """On a cluster Ray restarts a lost actor and retries its batch (and its C++ core logs one note per actor
-    about it, ray-project/ray#53727); on one machine an actor's death is a bug to see, so no restarts, no note."""
-    import inspect
-
-    from ray.data import Dataset
-
-    params = inspect.signature(Dataset.map_batches).parameters.values()
-    takes_remote_args = any(p.kind is p.VAR_KEYWORD for p in params)  # deprecated in Ray 2.60, gone in 2.64
-    return {"max_restarts": 0} if takes_remote_args and not options.address else {}
+    def drain(self) -> None:
+        while self.in_flight:
+            self.collect()
 
 
 def restore_corpus_ray(job: CorpusJob, options: RayOptions = RayOptions(), progress: bool = True) -> dict:
-    """Run the job on Ray; return the summary (the local engine's, ``shards`` counting batches)."""
+    """Run the job on Ray, continuing a killed run of it in ``job.output``; return the summary (the local engine's).
+
+    :class:`~corefix.model.shards.OutputError` when the output folder cannot be written (a rerun continues).
+    """
     ray = import_ray()
     check_job(job)
     files = list_input(job.input)
-    _check_output_empty(job.output)
+    folder = ShardFolder(job.output, job.format)
+    folder.prepare(manifest(job))
     started = start_ray(options)
     try:
-        return _run(ray, job, options, files, progress)
+        return _run(ray, job, options, files, folder, progress)
     finally:
         if started:
             ray.shutdown()
 
 
-def _run(ray, job: CorpusJob, options: RayOptions, files: InputFiles, progress: bool) -> dict:
-    # joined to a cluster: local paths are read and written on this (the driver's) node
-    on_driver = options.address is not None and not options.address.startswith("ray://")
-    local_scheme = on_driver and files.local
-    paths = [f"local://{p}" for p in files.paths] if local_scheme else list(files.paths)
-    output = job.output if "://" in job.output else os.path.abspath(job.output)
-    if on_driver and "://" not in job.output:
-        output = f"local://{output}"
-    shipped = [ray.put(_model_files(job.model))] if options.address else None
-    tally = ray.remote(num_cpus=0)(_Tally).remote()
+def _run(ray, job: CorpusJob, options: RayOptions, files: InputFiles, folder: ShardFolder, progress: bool) -> dict:
+    from tqdm.auto import tqdm
+
     start = time.monotonic()
-    with _QuietRayData():
-        fs = None if local_scheme else filesystem(files.source)[0]  # the one the files were listed on
-        ds = ray.data.read_binary_files(paths, filesystem=fs, include_paths=True)
-        ds = ds.flat_map(parse_file, fn_kwargs={"job": job, "files": dataclasses.replace(files, paths=())})
-        # a file is one block, one actor's work: cut into blocks of a batch so every actor gets some (streaming)
-        ds = ds.repartition(target_num_rows_per_block=job.shard_size)
-        ds = ds.map_batches(RestoreBatches, batch_size=job.shard_size, batch_format="pyarrow",
-                            concurrency=options.num_actors, num_cpus=options.cpus_per_actor,
-                            num_gpus=options.gpus_per_actor or None, **_restarts(options),
-                            fn_constructor_kwargs={"job": job, "tally": tally, "cpus": options.cpus_per_actor,
-                                                   "shipped_model": shipped})
-        stop_progress = _progress_line(tally, count_records(job), progress)
-        try:
-            if job.format == "jsonl":
-                ds.write_datasink(_jsonl_sink(output, job.shard_size))
+    finished = folder.finished()
+    bar = tqdm(desc="restore-corpus (ray)", unit="record", total=count_records(job), disable=not progress)
+    pool = _Pool(ray, job, options, folder, bar)
+    try:
+        for k, records in cut_into_shards(iter_input_records(job, files), job.shard_size):
+            if k in finished:
+                bar.update(len(records))
             else:
-                ds.write_parquet(output, min_rows_per_file=job.shard_size)
-        finally:
-            stop_progress()
-    summary = totals(ray.get(tally.all.remote()))
+                pool.submit(k, records)
+        pool.drain()
+    finally:
+        bar.close()
+    folder.remove_stale_temps(sole_writer=True)
+    summary = folder.summary()
     summary["seconds"] = time.monotonic() - start
-    _write_summary(job.output, summary)
+    folder.write_summary(summary)
     return summary
