@@ -37,8 +37,11 @@ def prf(hits: int, predicted: int, gold: int) -> dict:
 def span_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
     """Strict IOB2 span precision/recall/F1 (and F0.5) per label and micro-averaged.
 
-    Labels with no gold and no predicted span are reported with zero support.
+    Labels with no gold and no predicted span are reported with zero support;
+    with no span at all (clean articles left clean) there is nothing to report.
     """
+    if not any(t != "O" for tags in (*gold, *pred) for t in tags):
+        return {}
     report = classification_report(gold, pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
     out = {}
     for key, vals in report.items():
