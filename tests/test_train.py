@@ -358,3 +358,39 @@ def test_training_can_fine_tune_a_trained_corefix_model(tiny_model, tiny_encoder
     # two tiny steps from the trained weights: close to them, not back at a fresh head
     assert not torch.equal(after[name], before[name])
     assert torch.allclose(after[name], before[name], atol=1e-3)
+
+
+def test_the_article_gate_drops_an_article_of_lukewarm_flags_only():
+    import numpy as np
+
+    from corefix.model.decode import DecodePolicy, gate_article
+
+    probs = np.array([[0.07, 0, 0, 0.93, 0], [0.99, 0, 0, 0.01, 0], [0.4, 0, 0, 0.6, 0]], dtype=np.float32)
+    tags = ["B-DUP", "O", "B-DUP"]
+    assert gate_article(probs, tags, 0.0) == tags  # no gate
+    assert gate_article(probs, tags, 0.9) == tags  # the sure flag (0.93) carries the article
+    assert gate_article(probs, tags, 0.95) == ["O", "O", "O"]
+    pred = WordPredictions([(0, 1), (2, 3), (4, 5)], probs)
+    assert pred.tags(DecodePolicy("independent", 0.5, article_gate=0.95)) == ["O", "O", "O"]
+    assert pred.spans(DecodePolicy("independent", 0.5, article_gate=0.95)) == []
+    assert len(pred.spans(DecodePolicy("independent", 0.5, article_gate=0.9))) == 2
+
+
+def test_calibration_chooses_the_gate_that_spares_clean_articles():
+    """Damaged articles hold a sure copy; clean ones only a lukewarm false flag: a gate between the two
+    leaves every clean article untouched at no cost, and calibration takes it (the smallest such)."""
+    import numpy as np
+
+    from corefix.model.calibrate import choose_policy
+
+    damaged = np.array([[0.001, 0, 0, 0.999, 0], [1.0, 0, 0, 0, 0]], dtype=np.float32)
+    clean = np.array([[0.08, 0, 0, 0.92, 0], [1.0, 0, 0, 0, 0]], dtype=np.float32)
+    preds = [WordPredictions([(0, 1), (2, 3)], damaged) for _ in range(4)]
+    cleans = [WordPredictions([(0, 1), (2, 3)], clean) for _ in range(4)]
+    gold = [["B-DUP", "O"]] * 4
+    policy, cal = choose_policy(gold, preds, "f1", clean=cleans)
+    assert policy.article_gate == 0.95
+    assert cal["article_gate"]["0.0"]["clean_flag_rate"] == 1.0 and cal["article_gate"]["0.95"]["clean_flag_rate"] == 0.0
+    assert all(p.tags(policy) == ["B-DUP", "O"] for p in preds)
+    # without clean articles no gate is chosen
+    assert choose_policy(gold, preds, "f1")[0].article_gate == 0.0

@@ -11,6 +11,12 @@ the best-scoring of :data:`FIRST_MENTION_BIASES` among those that flag at
 most :data:`FIRST_MENTION_LIMIT` of the validation articles' first mentions
 (the lowest flag rate when none does). A name's first mention is never a copy,
 and deleting it costs a reader the lede, so this is a limit, not a trade.
+
+Then, given clean articles (the validation articles' undamaged originals),
+the article gate: among :data:`ARTICLE_GATES` whose span score is within
+:data:`GATE_COST` of the best, the best-scoring one that flags at most
+:data:`CLEAN_LIMIT` of the clean articles (the smallest gate on a tie), else
+the one that flags the fewest.
 """
 
 from __future__ import annotations
@@ -26,13 +32,17 @@ from .metrics import METRICS, best_threshold, first_mention_flag_rate, micro, sp
 SPLIT_PENALTIES = (0.0, 0.25, 0.5, 0.75, 1.0)  # log-odds against two adjacent spans
 FIRST_MENTION_BIASES = (0.0, 0.5, 1.0, 2.0, 3.0)  # log-odds for O on a capitalised word new to the article
 FIRST_MENTION_LIMIT = 0.005  # the share of validation first mentions a chosen policy may flag
+ARTICLE_GATES = (0.0, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999)  # P(inserted) some flag of an article must reach
+GATE_COST = 0.01  # the span score a gate may cost on damaged articles
+CLEAN_LIMIT = 0.02  # the share of clean articles with any flag that a chosen gate aims under
 
 
 def choose_policy(gold: list[list[str]], predictions, metric: str = "f1",
-                  texts: list[str] | None = None) -> tuple[DecodePolicy, dict]:
+                  texts: list[str] | None = None, clean=None) -> tuple[DecodePolicy, dict]:
     """The best decoding policy for ``predictions`` against ``gold``, and every candidate's score.
 
-    With the articles' ``texts``, the first-mention bias is chosen too.
+    With the articles' ``texts``, the first-mention bias is chosen too; with predictions on ``clean``
+    articles (no span to find), the article gate.
     """
     if metric not in METRICS:
         raise ValueError(f"unknown calibration metric {metric!r} (use {', '.join(METRICS)})")
@@ -55,7 +65,25 @@ def choose_policy(gold: list[list[str]], predictions, metric: str = "f1",
         calibration["viterbi"][f"split_penalty_{metric}"] = {str(k): v for k, v in tried.items()}
     if texts is not None:
         choice = _first_mention_bias(gold, predictions, metric, texts, choice, calibration)
+    if clean:
+        choice = _article_gate(gold, predictions, metric, clean, choice, calibration)
     return choice, calibration
+
+
+def _article_gate(gold, predictions, metric, clean, choice: DecodePolicy, calibration: dict) -> DecodePolicy:
+    tried = {}
+    for gate in ARTICLE_GATES:
+        policy = dataclasses.replace(choice, article_gate=gate)
+        flagged = sum(any(t != "O" for t in p.tags(policy)) for p in clean) / len(clean)
+        tried[gate] = (micro(span_scores(gold, [p.tags(policy) for p in predictions]), metric), flagged)
+    best = max(v for v, _ in tried.values())
+    affordable = [g for g in tried if tried[g][0] >= best - GATE_COST]
+    within = [g for g in affordable if tried[g][1] <= CLEAN_LIMIT]
+    gate = (max(within, key=lambda g: (tried[g][0], -g)) if within
+            else min(affordable, key=lambda g: (tried[g][1], g)))
+    calibration["article_gate"] = {"clean_articles": len(clean),
+                                   **{str(g): {metric: v, "clean_flag_rate": r} for g, (v, r) in tried.items()}}
+    return dataclasses.replace(choice, article_gate=gate)
 
 
 def _first_mention_bias(gold, predictions, metric, texts, choice: DecodePolicy, calibration: dict) -> DecodePolicy:
@@ -74,7 +102,10 @@ def calibrate(model_dir: str | Path, records: list[dict], metric: str = "f1") ->
     """Choose the policy of the model in ``model_dir`` on ``records`` (labelled articles); rewrite its card."""
     detector = Detector.load(model_dir)
     predictions = detector.predict([r["text"] for r in records])
-    policy, calibration = choose_policy([r["tags"] for r in records], predictions, metric, [r["text"] for r in records])
+    # the undamaged originals (in the damaged text's surface style): articles that must come back untouched
+    clean = detector.predict([r["original"] for r in records if r.get("original")])
+    policy, calibration = choose_policy([r["tags"] for r in records], predictions, metric,
+                                        [r["text"] for r in records], clean)
     card = detector.card.with_policy(policy, calibration)
     card.save(model_dir)
     return card

@@ -43,6 +43,7 @@ class ModelCard:
     threshold: float | None = None
     split_penalty: float = 0.0
     first_mention_bias: float = 0.0
+    article_gate: float = 0.0  # an article keeps its spans only if a flagged word is this sure (0: no gate)
     calibration: dict = field(default_factory=dict)  # every candidate's validation F1
     step: int | None = None  # training step of the saved weights
     validation: dict = field(default_factory=dict)  # validation scores at that step
@@ -67,17 +68,18 @@ class ModelCard:
     @property
     def policy(self) -> DecodePolicy:
         return DecodePolicy(self.decoding, self.threshold, self.split_penalty,
-                            first_mention_bias=self.first_mention_bias)
+                            first_mention_bias=self.first_mention_bias, article_gate=self.article_gate)
 
     def calibration_info(self) -> dict[str, Any]:
         """The decoding policy the card holds and the calibration that chose it, for printing and logs."""
         return {"decoding": self.decoding, "threshold": self.threshold, "split_penalty": self.split_penalty,
-                "first_mention_bias": self.first_mention_bias, "calibration": self.calibration}
+                "first_mention_bias": self.first_mention_bias, "article_gate": self.article_gate,
+                "calibration": self.calibration}
 
     def with_policy(self, policy: DecodePolicy, calibration: dict) -> "ModelCard":
         return dataclasses.replace(self, decoding=policy.decoding, threshold=policy.threshold,
                                    split_penalty=policy.split_penalty, first_mention_bias=policy.first_mention_bias,
-                                   calibration=calibration)
+                                   article_gate=policy.article_gate, calibration=calibration)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
@@ -107,6 +109,7 @@ class ModelCard:
         card.max_length, card.stride = int(card.max_length), int(card.stride)
         card.split_penalty = float(card.split_penalty)
         card.first_mention_bias = float(card.first_mention_bias)
+        card.article_gate = float(card.article_gate)
         card.threshold = None if card.threshold is None else float(card.threshold)
         check_decoding(card.decoding)
         if not 0 <= card.stride <= card.max_length // 2:

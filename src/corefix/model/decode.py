@@ -41,6 +41,10 @@ class DecodePolicy:
     a capitalised word new to the article (:func:`new_names`): a copy repeats
     a mention the article already holds, and deleting a name's first mention
     destroys the article's lede, so calibration may ask for more evidence there.
+    ``article_gate``: an article keeps its spans only if one of its flagged
+    words has P(inserted) >= the gate (0: no gate): an article the pass left
+    alone must come back untouched, so a few lukewarm flags are dropped
+    (:func:`gate_article`).
     """
 
     decoding: str = "viterbi"
@@ -48,6 +52,7 @@ class DecodePolicy:
     split_penalty: float = 0.0
     titles: bool = True
     first_mention_bias: float = 0.0
+    article_gate: float = 0.0
 
     def __post_init__(self):
         check_decoding(self.decoding)
@@ -183,7 +188,18 @@ def decode_tags(probs: np.ndarray, words: list[str] | None, policy: DecodePolicy
         tags = viterbi_tags(probs, threshold_bias(policy.threshold), policy.split_penalty)
     else:
         tags = independent_tags(probs, policy.threshold)
-    return keep_titles(words, tags) if policy.titles and words is not None else tags
+    tags = keep_titles(words, tags) if policy.titles and words is not None else tags
+    return gate_article(probs, tags, policy.article_gate)
+
+
+def gate_article(probs: np.ndarray, tags: list[str], gate: float) -> list[str]:
+    """``tags``, or every word ``O`` when no flagged word's P(inserted) reaches ``gate`` (0: no gate)."""
+    if gate <= 0 or not tags:
+        return tags
+    flagged = [i for i, t in enumerate(tags) if t != "O"]
+    if not flagged or float(np.max(1.0 - probs[flagged, TAG2ID["O"]])) >= gate:
+        return tags
+    return ["O"] * len(tags)
 
 
 def viterbi_tags_batch(probs_list: list[np.ndarray], o_bias: float = 0.0,
@@ -256,9 +272,9 @@ def decode_tags_batch(probs_list: list[np.ndarray], words_list: list[list[str] |
         tags = viterbi_tags_batch(probs_list, threshold_bias(policy.threshold), policy.split_penalty)
     else:
         tags = [independent_tags(p, policy.threshold) if len(p) else [] for p in probs_list]
-    if not policy.titles:
-        return tags
-    return [keep_titles(w, t) if w is not None else t for w, t in zip(words_list, tags)]
+    if policy.titles:
+        tags = [keep_titles(w, t) if w is not None else t for w, t in zip(words_list, tags)]
+    return [gate_article(p, t, policy.article_gate) for p, t in zip(probs_list, tags)]
 
 
 def inserted_scores(probs: np.ndarray) -> list[float]:
