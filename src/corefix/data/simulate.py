@@ -247,7 +247,7 @@ def _rewrites(toks, clusters, profile: Profile, rng: random.Random, has_dateline
         if rng.random() < profile.representative.overlong:
             rep = _overlong(toks, rep_start, rep_m.end, rep)
         if chance(rng, profile.representative.possessive) and not rep.endswith(("'s", "'")):
-            rep = rep + ("'s" if not rep.endswith("s") else "'")
+            rep = _possessive(rep)
         pronoun_rep = None
         if cl.label == "PERSON" and cl.gender and rng.random() < profile.representative.pronoun:
             pronoun_rep = pronoun_for(cl.gender, "subj")
@@ -274,7 +274,7 @@ def _rewrites(toks, clusters, profile: Profile, rng: random.Random, has_dateline
                 if len(earlier) >= 2 and rng.random() < profile.representative.split_antecedent:
                     text = f"{earlier[-2]} and {earlier[-1]}"
             if m.kind == "pronoun" and PRONOUNS[m.text.lower()].case == "poss" and rng.random() < profile.variants.possessive_s:
-                text = text + ("'s" if not text.endswith("s") else "'")
+                text = _possessive(text)
             rewrites.append((m, text))
     return rewrites
 
@@ -355,6 +355,11 @@ def _choose_representative(cl: Cluster, profile: Profile, rng: random.Random) ->
             and longest.end - longest.start > 1 and longest.text.split()[0].lower().rstrip(".") in TITLE_WORDS:
         return Mention(longest.start, longest.start + 1, "name", longest.text.split()[0])
     return names[0]
+
+
+def _possessive(text: str) -> str:
+    """``text`` in the possessive: "Ana's", "the Smiths'"."""
+    return text + ("'s" if not text.endswith("s") else "'")
 
 
 def _recased(toks: list[Tok], a: int, text: str) -> str:

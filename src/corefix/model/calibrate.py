@@ -25,7 +25,7 @@ import dataclasses
 from pathlib import Path
 
 from .card import ModelCard
-from .decode import DECODINGS, DecodePolicy
+from .decode import DECODINGS, DecodePolicy, gate_article
 from .inference import Detector
 from .metrics import METRICS, best_threshold, first_mention_flag_rate, micro, span_scores
 
@@ -71,11 +71,15 @@ def choose_policy(gold: list[list[str]], predictions, metric: str = "f1",
 
 
 def _article_gate(gold, predictions, metric, clean, choice: DecodePolicy, calibration: dict) -> DecodePolicy:
+    # the gate only filters decoded tags: decode once, then gate each candidate
+    ungated = dataclasses.replace(choice, article_gate=0.0)
+    damaged_tags = [(p.probs, p.tags(ungated)) for p in predictions]
+    clean_tags = [(p.probs, p.tags(ungated)) for p in clean]
     tried = {}
     for gate in ARTICLE_GATES:
-        policy = dataclasses.replace(choice, article_gate=gate)
-        flagged = sum(any(t != "O" for t in p.tags(policy)) for p in clean) / len(clean)
-        tried[gate] = (micro(span_scores(gold, [p.tags(policy) for p in predictions]), metric), flagged)
+        flagged = sum(any(t != "O" for t in gate_article(pr, tags, gate)) for pr, tags in clean_tags) / len(clean)
+        gated = [gate_article(pr, tags, gate) for pr, tags in damaged_tags]
+        tried[gate] = (micro(span_scores(gold, gated), metric), flagged)
     best = max(v for v, _ in tried.values())
     affordable = [g for g in tried if tried[g][0] >= best - GATE_COST]
     within = [g for g in affordable if tried[g][1] <= CLEAN_LIMIT]
