@@ -87,13 +87,14 @@ def main() -> None:
 
     from corefix.model.benchmark import bench_compiled_forward, bench_gpu, format_gpu_summary, gpu_peaks
     from corefix.model.inference import Detector
+    from corefix.model.options import InferenceOptions
 
     with open(args.data, encoding="utf-8") as f:
         texts = [json.loads(line)["text"] for line in f if line.strip()][: args.articles]
     if args.base:
         model, tokenizer, card = load_with_base(args.model, args.base)
     else:
-        det = Detector.load(args.model)
+        det = Detector.load(args.model, InferenceOptions(runtime="torch"))
         model, tokenizer, card = det.model, det.tokenizer, det.card
     peaks = None  # on a CPU: the H200's figure, for the arithmetic only
     if torch.device(args.device).type == "cuda":

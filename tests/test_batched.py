@@ -33,8 +33,9 @@ def test_bulk_decoding_is_the_per_article_decoding():
 @pytest.fixture(scope="module")
 def detector(tiny_model):
     from corefix.model.inference import Detector
+    from corefix.model.options import InferenceOptions
 
-    return Detector.load(str(tiny_model[0]))
+    return Detector.load(str(tiny_model[0]), InferenceOptions(runtime="torch"))  # the batched path runs torch
 
 
 def test_batched_path_gives_predict_words_probabilities(detector, articles):

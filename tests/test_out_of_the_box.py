@@ -32,7 +32,7 @@ def test_auto_is_fp32_on_a_cpu_without_native_bf16(cpu_without_bf16):
         warnings.simplefilter("error")  # auto never warns
         choice = precision.training_precision("auto", "cpu")
         assert choice.precision == "no" and "no native bf16" in choice.reason
-        assert precision.inference_precision("auto", "cpu").precision == "fp32"
+        assert precision.inference_precision("auto", "cpu").precision == "fp32"  # on torch (the default runtime arg)
 
 
 def test_auto_is_bf16_on_a_cpu_with_native_bf16(cpu_with_bf16):
@@ -68,7 +68,7 @@ def test_the_capability_probe_answers_a_bool():
 
 def test_detector_runs_the_precision_auto_chose(tiny_model, cpu_without_bf16):
     best, _ = tiny_model
-    det = Detector.load(best, InferenceOptions(precision="auto"))
+    det = Detector.load(best, InferenceOptions(precision="auto", runtime="torch"))
     assert det.precision.precision == "fp32"
 
 

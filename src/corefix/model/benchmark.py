@@ -63,9 +63,27 @@ def pipeline_word_tags(pipe, text: str) -> list[str]:
     return tags
 
 
-# (name, precision, overlap): overlap None keeps the training stride, the same windows as the pipeline's
-PREDICTION_PATHS = (("fp32", "fp32", None), ("fp32, overlap 32", "fp32", 32), ("bf16", "bf16", None),
-                    ("bf16, overlap 32", "bf16", 32), ("int8", "int8", None))
+# (name, runtime, precision, overlap): overlap None keeps the training stride, the same windows as the pipeline's.
+# The first is the reference every other path's decisions and F1 are compared with.
+PREDICTION_PATHS = (("torch fp32", "torch", "fp32", None), ("torch bf16", "torch", "bf16", None),
+                    ("torch int8", "torch", "int8", None), ("onnx fp32", "onnx", "fp32", None),
+                    ("onnx int8", "onnx", "int8", None), ("onnx int8, overlap 32", "onnx", "int8", 32))
+
+
+def prediction_paths(native_bf16: bool, onnx: bool) -> list[tuple[str, str, str, int | None]]:
+    """The paths worth timing here: torch bf16 only where the CPU computes it natively (emulated it is 5x
+    slower than fp32, docs/benchmarks.md, and would only stretch the run), the onnx paths where installed."""
+    return [p for p in PREDICTION_PATHS if (p[2] != "bf16" or native_bf16) and (p[1] != "onnx" or onnx)]
+
+
+def auto_path(model_dir: str) -> dict:
+    """What ``--runtime auto --precision auto`` runs on this machine, and why."""
+    from .precision import inference_precision, inference_runtime
+
+    runtime = inference_runtime("auto", "auto", "cpu")
+    precision = inference_precision("auto", "cpu", runtime.precision)
+    return {"runtime": runtime.precision, "precision": precision.precision,
+            "reason": f"{runtime.reason}; {precision.reason}"}
 
 
 def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batch_size: int | None = None) -> dict:
@@ -74,16 +92,20 @@ def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batc
     from transformers import pipeline
 
     from .metrics import micro, span_scores  # here: seqeval and scikit-learn are slow to import, and absent on some GPU machines
+    from .onnx_engine import available
+    from .precision import cpu_native_bf16
 
     texts = [r["text"] for r in records]
     n_words = sum(len(word_offsets(t)) for t in texts)
-    fp32 = Detector.load(model_dir, InferenceOptions(batch_size=batch_size))
+    fp32 = Detector.load(model_dir, InferenceOptions(batch_size=batch_size, runtime="torch"))
     pipe = pipeline("token-classification", model=fp32.model, tokenizer=fp32.tokenizer, stride=fp32.stride,
                     device=fp32.model.device)
     pipe.tokenizer.model_max_length = fp32.card.max_length  # the same window as corefix's
-    detectors = {name: fp32 if (precision, overlap) == ("fp32", None) else
-                 Detector.load(model_dir, InferenceOptions(batch_size=batch_size, precision=precision, overlap=overlap))
-                 for name, precision, overlap in PREDICTION_PATHS}
+    paths = prediction_paths(cpu_native_bf16(), available())
+    detectors = {name: fp32 if (runtime, precision, overlap) == ("torch", "fp32", None) else
+                 Detector.load(model_dir, InferenceOptions(batch_size=batch_size, runtime=runtime, precision=precision,
+                                                           overlap=overlap))
+                 for name, runtime, precision, overlap in paths}
     runs: dict[str, list[float]] = {"pipeline": [], **{name: [] for name in detectors}}
     outputs: dict = {}
 
@@ -107,10 +129,11 @@ def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batc
     fp32.card = card
     result["same_decisions_as_pipeline"] = _agreement(plain, outputs["pipeline"], n_words)
     gold = [r["tags"] for r in records] if all("tags" in r for r in records) else None
-    reference = outputs["fp32"]
+    reference = outputs[paths[0][0]]
     for name, det in detectors.items():
         tags = outputs[name]
-        rec = {"precision": det.precision.precision, "overlap": det.stride, "words_per_s": _median_spread(runs[name]),
+        rec = {"runtime": det.runtime.precision, "precision": det.precision.precision, "overlap": det.stride,
+               "words_per_s": _median_spread(runs[name]),
                "speedup": statistics.median(runs[name]) / base,
                "same_decisions_as_fp32": _agreement(tags, reference, n_words)}
         if gold is not None:
@@ -118,7 +141,8 @@ def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batc
         result["paths"][name] = rec
     if gold is not None:
         for rec in result["paths"].values():
-            rec["f1_change_points"] = 100 * (rec["micro_span_f1"] - result["paths"]["fp32"]["micro_span_f1"])
+            rec["f1_change_points"] = 100 * (rec["micro_span_f1"] - result["paths"][paths[0][0]]["micro_span_f1"])
+    result["auto"] = auto_path(model_dir)
     return result
 
 
@@ -299,7 +323,7 @@ def run_benchmark(model: str | None, data: str, quick: bool, only: list[str] | N
     wanted = set(only or MEASURES)
     if "prediction" in wanted and device != "cpu":
         print(f"prediction on {device} ...", file=sys.stderr)
-        det = Detector.load(model_dir, InferenceOptions(device=device))
+        det = Detector.load(model_dir, InferenceOptions(device=device, runtime="torch"))
         result["prediction_gpu"] = bench_gpu(det.model, det.tokenizer, det.card, [r["text"] for r in records],
                                              device, repeats)
     elif "prediction" in wanted:
@@ -316,7 +340,11 @@ def run_benchmark(model: str | None, data: str, quick: bool, only: list[str] | N
                                             recipe=recipe_of(card))
     if "memory" in wanted:
         print("memory ...", file=sys.stderr)
-        result["memory"] = bench_memory(model_dir, sizes)
+        result["memory"] = bench_memory(model_dir, sizes)  # torch fp32, as before
+        auto = auto_path(model_dir)
+        if (auto["runtime"], auto["precision"]) != ("torch", "fp32"):
+            result["memory_auto"] = {**bench_memory(model_dir, sizes, runtime="auto", precision="auto"),
+                                     "path": f"{auto['runtime']} {auto['precision']}"}
     return result
 
 
@@ -332,6 +360,8 @@ def format_summary(result: dict) -> str:
                          f"{base:.0f} (pipeline, fp32) | {rec['speedup']:.2f}x |")
         lines.append(f"| same decisions as the pipeline (same inputs, fp32) | "
                      f"{100 * p['same_decisions_as_pipeline']:.2f} % of words | | |")
+        if "auto" in p:
+            lines.append(f"| auto here: {p['auto']['runtime']} {p['auto']['precision']} ({p['auto']['reason']}) | | | |")
     r = result.get("restoration")
     if r:
         lines.append(f"| restoration with span heads (gaps filled), words/s | {r['span heads, gaps filled']['median']:.0f} | "
@@ -347,10 +377,11 @@ def format_summary(result: dict) -> str:
             recipe = ", ".join(f"{k} {v}" for k, v in t["recipe"].items())
             lines.append(f"| training as the run trains ({recipe}) | {t['corefix_recipe_tokens_per_s']['median']:.0f} | "
                          f"{t['padded_baseline_tokens_per_s']['median']:.0f} (padded fp32) | {t['speedup_with_recipe']:.2f}x |")
-    m = result.get("memory")
-    if m:
+    for key in ("memory", "memory_auto"):
+        m = dict(result.get(key) or {})
+        path = m.pop("path", "torch fp32")
         for n, rec in m.items():
-            lines.append(f"| peak RSS, one {int(n):,}-word article | {rec['peak_mib']:.0f} MiB "
+            lines.append(f"| peak RSS, one {int(n):,}-word article, {path} | {rec['peak_mib']:.0f} MiB "
                          f"(+{rec['growth_over_loaded_mib']:.0f} over the loaded model) | | "
                          f"{rec['ratio_to_smallest']:.2f}x of the smallest |")
     if "prediction_gpu" in result:  # a table of its own, after the CPU's

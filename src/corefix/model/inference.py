@@ -22,7 +22,7 @@ from .decode import DecodePolicy, decode_spans, decode_tags
 from .features import WordFeatures, encode_words
 from .network import check_model_dir, load_trained
 from .options import InferenceOptions
-from .precision import inference_precision
+from .precision import inference_runtime, inference_precision
 
 
 class ModelWarning(UserWarning):
@@ -127,7 +127,7 @@ def predict_words(
     """
     from tqdm.auto import tqdm
 
-    device = next(model.parameters()).device
+    device = model.device
     split = [split_words(t) for t in texts]
     offsets = [o for o, _ in split]
     words = [w for _, w in split]
@@ -190,14 +190,23 @@ class Detector:
     (:class:`corefix.model.predict.Restorer`), not the detector's.
     """
 
-    def __init__(self, model, tokenizer, card: ModelCard | None = None, options: InferenceOptions | None = None):
+    def __init__(self, model, tokenizer, card: ModelCard | None = None, options: InferenceOptions | None = None,
+                 path: Path | None = None):
         options = options or InferenceOptions()
         card = card or ModelCard()
-        device_type = next(model.parameters()).device.type
+        device_type = model.device.type
         # measured: small batches are fastest on CPU cores, large ones on GPUs
         self.batch_size = options.batch_size or (64 if device_type == "cuda" else 8)
-        self.precision = inference_precision(options.precision, device_type)  # what runs, and why
-        if self.precision.precision == "int8":
+        requested = options.runtime if path is not None or options.runtime != "auto" else "torch"
+        self.runtime = inference_runtime(requested, options.precision, device_type)  # what runs, and why
+        self.precision = inference_precision(options.precision, device_type, self.runtime.precision)
+        if self.runtime.precision == "onnx":
+            if path is None:
+                raise ValueError("the onnx engine exports a model loaded from a model directory (Detector.load)")
+            from .onnx_engine import OrtTokenClassifier, onnx_file
+
+            model = OrtTokenClassifier(onnx_file(model, path, self.precision.precision))
+        elif self.precision.precision == "int8":
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         self.model = model
         self.tokenizer = tokenizer
@@ -209,7 +218,7 @@ class Detector:
         if not 0 <= self.stride <= card.max_length // 2:
             raise ValueError(f"overlap must be between 0 and {card.max_length // 2} tokens, got {self.stride}")
         self.policy = options.policy(card.policy)
-        self.path: Path | None = None  # the model directory, when loaded from one
+        self.path: Path | None = path  # the model directory, when loaded from one
 
     @classmethod
     def load(cls, path: str | Path, options: InferenceOptions | None = None) -> "Detector":
@@ -219,9 +228,7 @@ class Detector:
         model, tokenizer, card = load_trained(path, options.device)
         if card.warning:
             warnings.warn(f"{path}: {card.warning}", ModelWarning, stacklevel=2)
-        detector = cls(model, tokenizer, card, options)
-        detector.path = path
-        return detector
+        return cls(model, tokenizer, card, options, path=path)
 
     def predict(self, texts: list[str], progress: bool = False, vectors: bool = False) -> list[WordPredictions]:
         """Word probabilities of each text (with the encoder's word vectors when ``vectors``)."""
@@ -236,3 +243,13 @@ class Detector:
     def predict_spans(self, texts: list[str], progress: bool = False) -> list[list[dict]]:
         """Character spans (start, end, label, score) predicted in each text, under :attr:`policy`."""
         return [self.spans(p) for p in self.predict(texts, progress=progress)]
+
+
+def prepare_runtime(path: str | Path | None, options: InferenceOptions) -> None:
+    """Build once what the chosen runtime needs (the ONNX export, cached), so that the workers of a corpus run
+    start from the cache instead of each exporting it; an export that fails fails here, before any work."""
+    runtime = inference_runtime(options.runtime, options.precision, "cuda" if (options.device or "").startswith("cuda")
+                                else "cpu")
+    if runtime.precision == "onnx":
+        Detector.load(path, options)
+

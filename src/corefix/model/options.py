@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from .decode import DecodePolicy, check_decoding
 
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
+RUNTIMES = ("auto", "torch", "onnx")  # what runs the network: torch, ONNX Runtime (the onnx extra), or the faster here
 MEASURES = ("prediction", "restoration", "training", "memory")  # what corefix benchmark measures (corefix.model.benchmark)
 GAP_MODES = ("drop", "mark", "fill")  # what restoration puts where a copy destroyed words (corefix.model.restore)
 
@@ -24,7 +25,8 @@ GAP_MODES = ("drop", "mark", "fill")  # what restoration puts where a copy destr
 class InferenceOptions:
     device: str | None = None  # "cpu", "cuda", "cuda:1", ... (None: where the model loads)
     batch_size: int | None = None  # windows per forward pass (None: 8 on CPU, 64 on GPU, measured fastest)
-    precision: str = "fp32"  # fp32 (exact), bf16 (autocast), int8 (dynamic quantization, CPU only), auto (bf16 where native)
+    precision: str = "fp32"  # fp32 (exact), bf16 (autocast), int8 (quantized, CPU only), auto (the fastest here at equal F1)
+    runtime: str = "auto"  # torch, onnx (ONNX Runtime), auto (onnx on a CPU where onnxruntime is installed, else torch)
     overlap: int | None = None  # tokens shared by neighbouring windows (None: the card's training stride)
     threshold: float | None = None  # flag a word when P(inserted) >= this (None: the card's)
     decoding: str | None = None  # viterbi or independent (None: the card's)
@@ -32,6 +34,8 @@ class InferenceOptions:
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r} (use {', '.join(PRECISIONS)})")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {self.runtime!r} (use {', '.join(RUNTIMES)})")
         if self.decoding is not None:
             check_decoding(self.decoding)
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:

@@ -63,6 +63,13 @@ def cpu_native_bf16() -> bool:
     return bool(_cpuinfo_flags() & {"avx512_bf16", "amx_bf16"})
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_native_int8() -> bool:
+    """True where this CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8), the ones
+    ONNX Runtime's int8 kernels use; without them int8 products go through AVX2 at about half the rate."""
+    return bool(_cpuinfo_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
 def cpu_name() -> str:
     """The CPU's model name and whether bf16 is native, for timings and logs."""
     name = ""
@@ -105,9 +112,41 @@ def training_precision(requested: str, device_type: str | None = None) -> Choice
     return Choice(requested, f"asked for {requested}" + (" (fp32)" if requested == "no" else ""))
 
 
-def inference_precision(requested: str, device_type: str) -> Choice:
-    """The inference precision (``fp32``/``bf16``/``int8``) for ``requested`` (those or ``auto``) and why."""
+def inference_runtime(requested: str, precision: str, device_type: str) -> Choice:
+    """What runs the network (``torch`` or ``onnx``) for ``requested`` (those or ``auto``) with ``precision``
+    asked for, and why. ``auto``: ONNX Runtime on a CPU where it is installed (its fused kernels: faster than
+    torch at every precision measured, docs/benchmarks.md), unless bf16 was asked for; torch elsewhere."""
+    if device_type == "cuda":
+        if requested == "onnx":
+            raise ValueError("--runtime onnx runs on the CPU; on a GPU use --runtime torch (or auto)")
+        return Choice("torch", "a GPU runs torch")
+    if requested == "torch":
+        return Choice("torch", "asked for torch")
+    from .onnx_engine import available, require
+
+    if requested == "onnx":
+        require()
+        if precision == "bf16":
+            raise ValueError("the onnx engine runs fp32 or int8; bf16 runs on --runtime torch")
+        return Choice("onnx", "asked for onnx")
+    if precision == "bf16":
+        return Choice("torch", "auto: bf16 was asked for, which runs on torch")
+    if available():
+        return Choice("onnx", "auto: onnxruntime is installed, and its fused kernels are faster than torch's on a CPU")
+    return Choice("torch", "auto: onnxruntime is not installed (pip install 'corefix[onnx]' for the faster engine)")
+
+
+def inference_precision(requested: str, device_type: str, engine: str = "torch") -> Choice:
+    """The inference precision (``fp32``/``bf16``/``int8``) for ``requested`` (those or ``auto``) on
+    ``engine`` and why."""
     import torch
+
+    if engine == "onnx":
+        if requested == "auto":
+            if cpu_native_int8():
+                return Choice("int8", "auto: ONNX Runtime int8, this CPU has int8 dot products (VNNI or AMX)")
+            return Choice("fp32", "auto: ONNX Runtime fp32, this CPU has no int8 dot products (no VNNI or AMX)")
+        return Choice(requested, f"asked for {requested} on ONNX Runtime")
 
     if device_type == "cuda":
         if requested == "auto":
@@ -118,6 +157,9 @@ def inference_precision(requested: str, device_type: str) -> Choice:
         return Choice(requested, f"asked for {requested}")
     chosen = _bf16_on_cpu(requested, Choice("fp32", "auto: this CPU has no native bf16, so fp32"),
                           f"--precision bf16 was asked for, but {EMULATED_BF16_COST}; use --precision auto or fp32")
+    if requested == "int8" and not chosen:
+        return Choice("int8", "asked for int8 on torch (its dynamic quantization: deprecated, and it costs accuracy; "
+                              "the onnx engine's int8 keeps it)")
     return chosen or Choice(requested, f"asked for {requested}")
 
 

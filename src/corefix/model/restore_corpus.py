@@ -193,9 +193,11 @@ def check_job(job: CorpusJob) -> None:
     check_format(job.format)
     if job.shard_size < 1 or job.num_workers < 1:
         raise ValueError("--shard-size and --num-workers must be at least 1")
+    from .inference import prepare_runtime
     from .network import check_model_dir
 
     check_model_dir(job.model)
+    prepare_runtime(job.model, job.options)
 
 
 def restore_corpus(job: CorpusJob, progress: bool = True) -> dict:

@@ -28,7 +28,8 @@ def rss_kib():
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
-d = Detector.load(sys.argv[1], InferenceOptions(batch_size=int(sys.argv[3]) if sys.argv[3] != "auto" else None))
+d = Detector.load(sys.argv[1], InferenceOptions(batch_size=int(sys.argv[3]) if sys.argv[3] != "auto" else None,
+                                                runtime=sys.argv[4], precision=sys.argv[5]))
 words = ("Mr. Okafor said he met the two men in Accra , and they agreed . " * 100000).split()[: int(sys.argv[2])]
 text = " ".join(words)
 d.predict([text[:2000]])  # warm up: first-call allocations are not the article's
@@ -51,11 +52,13 @@ print(json.dumps({"model_loaded_kib": loaded, "peak_kib": peak[0]}))
 """
 
 
-def bench_memory(model_dir: str, sizes: list[int], batch_size: int | None = None) -> dict:
-    """Peak RSS predicting one article of each size, each in a fresh process."""
+def bench_memory(model_dir: str, sizes: list[int], batch_size: int | None = None, runtime: str = "torch",
+                 precision: str = "fp32") -> dict:
+    """Peak RSS predicting one article of each size, each in a fresh process, on ``runtime`` in ``precision``."""
     out = {}
     for n in sizes:
-        res = subprocess.run([sys.executable, "-c", MEMORY_CHILD, model_dir, str(n), str(batch_size or "auto")],
+        res = subprocess.run([sys.executable, "-c", MEMORY_CHILD, model_dir, str(n), str(batch_size or "auto"),
+                              runtime, precision],
                              capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         out[str(n)] = json.loads(res.stdout.strip().splitlines()[-1])
     first = out[str(sizes[0])]
