@@ -133,3 +133,15 @@ def test_predict_on_the_onnx_runtime_from_the_command_line(model_copy, tmp_path,
         main(["predict", "--model", str(model_copy), "--input", str(article), "--runtime", runtime, "--output", str(out)])
         outs[runtime] = out.read_text(encoding="utf-8")
     assert outs["torch"] == outs["onnx"] and outs["onnx"].strip()
+
+
+def test_auto_falls_back_to_torch_when_the_export_cannot_be_written(model_copy, monkeypatch):
+    def unwritable(*_a, **_k):
+        raise PermissionError(13, "Permission denied", "/read-only/onnx")
+
+    monkeypatch.setattr(onnx_engine, "onnx_file", unwritable)
+    with pytest.warns(UserWarning, match="running on torch"):
+        det = _load(model_copy)  # runtime auto
+    assert det.runtime.precision == "torch" and det.predict(TEXTS[:1])[0].probs.shape[0] > 0
+    with pytest.raises(PermissionError):
+        _load(model_copy, runtime="onnx")  # asked for: the error is the user's to see

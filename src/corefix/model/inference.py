@@ -22,7 +22,7 @@ from .decode import DecodePolicy, decode_spans, decode_tags
 from .features import WordFeatures, encode_words
 from .network import check_model_dir, load_trained
 from .options import InferenceOptions
-from .precision import inference_runtime, inference_precision
+from .precision import Choice, inference_precision, inference_runtime
 
 
 class ModelWarning(UserWarning):
@@ -203,10 +203,18 @@ class Detector:
         if self.runtime.precision == "onnx":
             if path is None:
                 raise ValueError("the onnx engine exports a model loaded from a model directory (Detector.load)")
-            from .onnx_engine import OrtTokenClassifier, onnx_file
-
-            model = OrtTokenClassifier(onnx_file(model, path, self.precision.precision))
-        elif self.precision.precision == "int8":
+            try:
+                model = _onnx_model(model, Path(path), self.precision.precision)
+            except Exception as exc:
+                if options.runtime != "auto":
+                    raise
+                # auto never does worse than torch: an export or cache that fails here falls back to it
+                warnings.warn(f"ONNX Runtime unavailable for this model ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); running on torch", ModelWarning,
+                              stacklevel=2)
+                self.runtime = Choice("torch", "auto: the ONNX export failed here, so torch")
+                self.precision = inference_precision(options.precision, device_type, "torch")
+        if self.runtime.precision == "torch" and self.precision.precision == "int8":
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         self.model = model
         self.tokenizer = tokenizer
@@ -243,6 +251,13 @@ class Detector:
     def predict_spans(self, texts: list[str], progress: bool = False) -> list[list[dict]]:
         """Character spans (start, end, label, score) predicted in each text, under :attr:`policy`."""
         return [self.spans(p) for p in self.predict(texts, progress=progress)]
+
+
+def _onnx_model(model, path: Path, precision: str):
+    """The ONNX Runtime copy of ``model`` (exported and cached on first use, :mod:`corefix.model.onnx_engine`)."""
+    from .onnx_engine import OrtTokenClassifier, onnx_file
+
+    return OrtTokenClassifier(onnx_file(model, path, precision))
 
 
 def prepare_runtime(path: str | Path | None, options: InferenceOptions) -> None:
