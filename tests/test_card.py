@@ -64,11 +64,14 @@ def test_options_override_the_cards_policy_only_where_set():
     assert InferenceOptions().policy(base) == base
     assert InferenceOptions(threshold=0.9).policy(base) == DecodePolicy("viterbi", 0.9, 0.25)
     assert InferenceOptions(decoding="independent").policy(base).decoding == "independent"
+    assert InferenceOptions(article_gate=0.99).policy(base).article_gate == 0.99
+    assert InferenceOptions(article_gate=0.0).policy(DecodePolicy(article_gate=0.998)).article_gate == 0.0
 
 
 @pytest.mark.parametrize("kwargs, fragment", [({"precision": "fp8"}, "precision"), ({"decoding": "greedy"}, "decoding"),
                                               ({"threshold": 1.0}, "threshold"), ({"batch_size": 0}, "batch size"),
-                                              ({"overlap": -1}, "overlap")])
+                                              ({"overlap": -1}, "overlap"), ({"article_gate": 1.0}, "article gate"),
+                                              ({"runtime": "tensorrt"}, "runtime")])
 def test_bad_options_are_refused(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
         InferenceOptions(**kwargs)

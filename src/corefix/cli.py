@@ -27,6 +27,7 @@ INFERENCE_FLAGS = {  # the flags of every command that runs a trained model, and
     "--overlap": ({"type": int}, "tokens shared by neighbouring windows (default: the training stride; fewer is faster, a few words near window edges then see less context)"),
     "--precision": ({"choices": PRECISIONS, "default": "fp32"}, "inference precision (default: fp32, auto for restore-corpus): fp32 exact; bf16 faster where the CPU computes it natively (AVX512-BF16, AMX) or on a GPU, much slower where it is emulated (a warning says so); int8 faster on CPU (on the onnx engine: within 0.5 points of span F1, measured); auto: the fastest path for this hardware (int8 on ONNX Runtime where the CPU has VNNI or AMX, else fp32 there; without onnxruntime bf16 where native, else fp32)"),
     "--runtime": ({"choices": RUNTIMES, "default": "auto"}, "what runs the network: onnx (ONNX Runtime, the onnx extra: exported once and cached beside the model), torch, or auto (onnx on a CPU where onnxruntime is installed, else torch; the default)"),
+    "--article-gate": ({"type": float}, "an article keeps its spans only if one flagged word has P(inserted) >= this: fewer false flags in undamaged articles, some copies missed in damaged ones (0: no gate; default: the card's, none for the shipped model; docs/results.md measures 0.98 and 0.99)"),
     "--decoding": ({"choices": DECODINGS}, "read tags off the probabilities as the best valid IOB2 path, or word by word (default: the one chosen in training)"),
     "--gaps": ({"choices": GAP_MODES, "default": "drop"}, "where a removed copy had destroyed words: drop (delete the copy, the default), mark (put […] there) or fill (the destroyed words, where the gap head is confident above the threshold chosen on validation data; needs a model with span heads)"),
 }
@@ -48,8 +49,11 @@ def _inference_options(args):
         raise UserError("--batch-size must be at least 1")
     if args.overlap is not None and args.overlap < 0:
         raise UserError("--overlap must be 0 or more")
+    if args.article_gate is not None and not 0.0 <= args.article_gate < 1.0:
+        raise UserError("--article-gate must be at least 0 and below 1")
     return InferenceOptions(batch_size=args.batch_size, threshold=args.threshold, precision=args.precision,
-                            overlap=args.overlap, decoding=args.decoding, runtime=args.runtime)
+                            overlap=args.overlap, decoding=args.decoding, runtime=args.runtime,
+                            article_gate=args.article_gate)
 
 
 def _restore_options(args):

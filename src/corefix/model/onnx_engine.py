@@ -23,6 +23,7 @@ ONNX files are protobuf, not pickles: loading one runs no code. The engine needs
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -41,6 +42,9 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 INT8_KEEP_FP32 = ("classifier",)
 OPTIMIZER_TYPES = {"bert": "bert", "roberta": "bert", "distilbert": "bert", "xlm-roberta": "bert",
                    "electra": "bert", "deberta-v2": "bert"}  # ORT's transformer optimizer: what it fuses
+
+
+log = logging.getLogger(__name__)
 
 
 class OnnxEngineError(ValueError):
@@ -143,7 +147,7 @@ def export_fp32(model, path: Path) -> None:
         return
     from onnxruntime.transformers import optimizer
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet("onnxruntime", "root"):
         warnings.simplefilter("ignore")
         optimized = optimizer.optimize_model(str(raw), model_type=kind, num_heads=config.num_attention_heads,
                                              hidden_size=config.hidden_size)
@@ -159,8 +163,25 @@ def quantize_int8(fp32_path: Path, path: Path, keep_fp32: tuple[str, ...] = INT8
 
     graph = onnx.load(str(fp32_path), load_external_data=False).graph
     excluded = [n.name for n in graph.node if any(k in n.name for k in keep_fp32)]
-    quantize_dynamic(str(fp32_path), str(path), weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # fused ops have no inferred type
+    with _quiet("onnxruntime", "root"):  # its advice to pre-process is for static quantization of images
+        quantize_dynamic(str(fp32_path), str(path), weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # fused ops: no inferred type
+
+
+class _quiet:
+    """Silence the named loggers below ERROR for a block (ORT's optimizer and quantizer log advice at WARNING)."""
+
+    def __init__(self, *names):
+        self.loggers = [logging.getLogger(n if n != "root" else None) for n in names]
+
+    def __enter__(self):
+        self.levels = [lg.level for lg in self.loggers]
+        for lg in self.loggers:
+            lg.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        for lg, level in zip(self.loggers, self.levels):
+            lg.setLevel(level)
 
 
 def onnx_file(model, model_dir: Path, precision: str) -> Path:
@@ -175,6 +196,7 @@ def onnx_file(model, model_dir: Path, precision: str) -> Path:
     if target.is_file():
         return target
     folder.mkdir(parents=True, exist_ok=True)
+    log.warning("exporting the model to ONNX Runtime (%s), once: cached in %s", precision, folder)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as tmp:
         fp32 = Path(tmp) / "model-fp32.onnx"
         export_fp32(model, fp32)

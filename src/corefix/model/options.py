@@ -30,6 +30,7 @@ class InferenceOptions:
     overlap: int | None = None  # tokens shared by neighbouring windows (None: the card's training stride)
     threshold: float | None = None  # flag a word when P(inserted) >= this (None: the card's)
     decoding: str | None = None  # viterbi or independent (None: the card's)
+    article_gate: float | None = None  # an article keeps its spans only if a flag reaches this P(inserted) (None: the card's; 0: no gate)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -44,6 +45,8 @@ class InferenceOptions:
             raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
         if self.overlap is not None and self.overlap < 0:
             raise ValueError("overlap must be 0 or more")
+        if self.article_gate is not None and not 0.0 <= self.article_gate < 1.0:
+            raise ValueError("article gate must be at least 0 and below 1")
 
     def policy(self, base: DecodePolicy) -> DecodePolicy:
         """``base`` (the card's policy) with this object's threshold and decoding where set."""
@@ -52,6 +55,8 @@ class InferenceOptions:
             changes["threshold"] = self.threshold
         if self.decoding is not None:
             changes["decoding"] = self.decoding
+        if self.article_gate is not None:
+            changes["article_gate"] = self.article_gate
         return dataclasses.replace(base, **changes)
 
 
