@@ -60,10 +60,12 @@ def iter_corpus(
     split: str = "train",
     report: LoadReport | None = None,
     keep_empty: bool = False,
+    max_chars: int | None = None,
 ) -> Iterator[Article]:
     """Stream the articles of ``source``; ``report`` (if given) counts skips.
 
-    Empty texts are skipped unless ``keep_empty`` (prediction hands them back unchanged).
+    Empty texts are skipped unless ``keep_empty`` (prediction hands them back unchanged); a text longer than
+    ``max_chars`` is a malformed record (:func:`to_article`).
     """
     report = report if report is not None else LoadReport()
     path = Path(source)
@@ -86,7 +88,7 @@ def iter_corpus(
     for n, (where, rec) in enumerate(records):  # where: the record's file and line, when it has them
         if rec is None:
             continue
-        art = to_article(rec, n, text_field, id_field)
+        art = to_article(rec, n, text_field, id_field, max_chars=max_chars)
         if isinstance(art, str):
             report.malformed(where or f"record {n}", art)
             continue
@@ -97,18 +99,22 @@ def iter_corpus(
         yield art
 
 
-def to_article(rec: dict, n: int, text_field: str = "text", id_field: str = "id", id_prefix: str = "") -> Article | str:
+def to_article(rec: dict, n: int, text_field: str = "text", id_field: str = "id", id_prefix: str = "",
+               max_chars: int | None = None) -> Article | str:
     """Record ``n`` of a corpus as an :class:`Article`, or why it cannot be one.
 
     The text is the string in ``text_field`` (an empty CSV cell is ""); a
     record without an id gets ``<id_prefix>doc-NNNNNN``; every other field is
-    kept in ``extra``.
+    kept in ``extra``. A text of more than ``max_chars`` characters is refused
+    (restoring it would take memory in proportion: ``restore-corpus --max-chars``).
     """
     text = rec.get(text_field)
     if text is None and text_field in rec:
         text = ""  # an empty CSV cell
     if not isinstance(text, str):
         return f"no string field {text_field!r}"
+    if max_chars is not None and len(text) > max_chars:
+        return f"text of {len(text):,} characters, over the limit of {max_chars:,} (--max-chars): not restored"
     art_id = rec.get(id_field)
     art_id = str(art_id) if art_id not in (None, "") else f"{id_prefix}doc-{n:06d}"
     return Article(art_id, text, {k: v for k, v in rec.items() if k not in (text_field, id_field)})

@@ -32,6 +32,7 @@ from ..data.corpus import Article, LoadReport, iter_corpus
 from .options import InferenceOptions, RestoreOptions
 from .shards import ShardFolder, check_format, encode_shard
 
+MAX_CHARS = 1_000_000  # the default limit on one record's text (about 100 times a long news article)
 PROBLEM = "__problem__"  # the key of a record that could not be read (see problem())
 
 
@@ -46,6 +47,7 @@ class CorpusJob:
     num_workers: int = 1
     format: str = "jsonl"
     split: str = "train"
+    max_chars: int | None = MAX_CHARS  # a longer text is a failed record, named, not restored (None: no limit)
     options: InferenceOptions = field(default_factory=InferenceOptions)  # device, batch size, precision, ...
     restoration: RestoreOptions = field(default_factory=RestoreOptions)  # gap mode, fill threshold
 
@@ -70,16 +72,37 @@ def iter_shards(job: CorpusJob) -> Iterator[tuple[int, list[dict]]]:
 def manifest(job: CorpusJob) -> dict:
     """What decides the contents of the job's shards (its ``job.json``): a rerun continues only the same job.
 
-    The device and batch size are left out: a run may continue on other hardware.
+    The device and batch size are left out: a run may continue on other hardware. ``input_stamp``
+    (:func:`input_stamp`) tells a changed local input from the one the folder's shards came from.
     """
     from .network import check_model_dir
 
     local = Path(job.input).exists() and "://" not in job.input
     options = {k: v for k, v in dataclasses.asdict(job.options).items() if k not in ("device", "batch_size")}
     return {"input": str(Path(job.input).resolve()) if local else job.input, "split": job.split,
+            "input_stamp": input_stamp(job.input) if local else None,
             "text_field": job.text_field, "id_field": job.id_field, "shard_size": job.shard_size,
+            "max_chars": job.max_chars,
             "format": job.format, "model": str(check_model_dir(job.model).resolve()), "options": options,
             "restoration": dataclasses.asdict(job.restoration)}
+
+
+def input_stamp(source: str) -> dict:
+    """Size and modification time of a local input (a folder: of its files, as one digest), so that a rerun over
+    an input that changed since the folder's first run is refused rather than mix two versions in one output.
+    Cheap (no reading of the data): an input rewritten with the same size and time stamp goes unnoticed."""
+    import hashlib
+
+    path = Path(source)
+    if path.is_file():
+        st = path.stat()
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    digest, n, size = hashlib.sha256(), 0, 0
+    for p in sorted(q for q in path.rglob("*") if q.is_file()):
+        st = p.stat()
+        digest.update(f"{p.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        n, size = n + 1, size + st.st_size
+    return {"files": n, "size": size, "digest": digest.hexdigest()[:16]}
 
 
 def problem(where_why: str) -> dict:
@@ -97,7 +120,8 @@ def _iter_raw(job: CorpusJob):
     pending: list[str] = []
     report = LoadReport(listener=pending.append)
     # keep_empty: empty texts come back unchanged; unreadable records become failure markers
-    for art in iter_corpus(job.input, job.text_field, job.id_field, job.split, report, keep_empty=True):
+    for art in iter_corpus(job.input, job.text_field, job.id_field, job.split, report, keep_empty=True,
+                           max_chars=job.max_chars):
         while pending:
             yield problem(pending.pop(0))
         yield record_of(art, job)
@@ -193,6 +217,8 @@ def check_job(job: CorpusJob) -> None:
     check_format(job.format)
     if job.shard_size < 1 or job.num_workers < 1:
         raise ValueError("--shard-size and --num-workers must be at least 1")
+    if job.max_chars is not None and job.max_chars < 1:
+        raise ValueError("--max-chars must be at least 1")
     from .network import check_model_dir
 
     check_model_dir(job.model)

@@ -113,7 +113,7 @@ def parse_file(path: str, data: bytes, job: CorpusJob, files: InputFiles) -> lis
     out = []
     for n, (loc, rec, why) in enumerate(file_records(data, files.kind, shown, rel)):
         if why is None:
-            art = to_article(rec, n, job.text_field, job.id_field, files.id_prefix(path))
+            art = to_article(rec, n, job.text_field, job.id_field, files.id_prefix(path), job.max_chars)
             at = f"{loc}: " if loc else f"{where}record {n}: "
             out.append(record_of(art, job) if isinstance(art, Article) else problem(f"{at}{art}"))
         else:

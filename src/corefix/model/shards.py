@@ -25,6 +25,7 @@ FORMATS = ("jsonl", "parquet")
 STATS = ".stats.json"
 MANIFEST = "job.json"
 SUMMARY = "summary.json"
+ADDED_LATER = ("input_stamp", "max_chars")  # manifest keys a folder written by an older corefix lacks (not compared then)
 COUNTS = ("articles", "words", "removed", "replaced", "undamaged")
 
 
@@ -211,7 +212,12 @@ class ShardFolder:
             self._write(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
             return
         old = json.loads(old)
-        differ = sorted(k for k in set(manifest) | set(old) if old.get(k) != manifest.get(k))
+        differ = sorted(k for k in set(manifest) | set(old) if old.get(k) != manifest.get(k)
+                        and not (k in ADDED_LATER and k not in old))
+        if differ == ["input_stamp"]:
+            raise ValueError(f"{self.location}: holds shards of another version of the input ({manifest.get('input')} "
+                             f"changed since they were written: size or modification time differ, see {MANIFEST}); "
+                             f"give a new --output to restore it anew")
         if differ:
             raise ValueError(f"{self.location}: holds shards of another job ({', '.join(differ)} differ, see "
                              f"{MANIFEST}); rerun with its settings to continue it, or give a new --output")
