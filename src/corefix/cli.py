@@ -469,7 +469,7 @@ def _run_restore_corpus(args):
     failures = summary.pop("failures")
     print(json.dumps(summary, indent=2))
     for f in failures[:50]:
-        print(f"failed: {f}", file=sys.stderr)
+        print(f"failed: {f['record']}", file=sys.stderr)
     if failures:
         print(f"{len(failures)} records failed (listed in {args.output.rstrip('/')}/summary.json)", file=sys.stderr)
 

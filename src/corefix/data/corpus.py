@@ -175,8 +175,32 @@ def _iter_jsonl(path: Path, report: LoadReport):
             yield f"{path}:{lineno}", rec
 
 
+def local_text_files(folder: Path) -> list[Path]:
+    """The ``.txt`` entries of a local folder, recursively, in name order (both engines read them in this order):
+    files, and what only looks like one (a broken link, a link to a folder, a FIFO), so that reading names it;
+    real sub-folders are searched, not listed."""
+    return sorted(p for p in folder.rglob("*.txt") if p.is_symlink() or not p.is_dir())
+
+
+def unreadable_entry(p: Path) -> str | None:
+    """Why a local entry named like a text file is not one to read (a broken link, a folder, a FIFO: reading
+    a FIFO would wait forever), or None."""
+    if p.is_symlink() and not p.exists():
+        return f"broken link (to {os.readlink(p)})"
+    if p.exists() and not p.is_file():
+        kind = ("a folder" if p.is_dir() else "a FIFO" if p.is_fifo() else "a socket" if p.is_socket()
+                else "a device")
+        return f"not a regular file ({kind})"
+    return None
+
+
+def read_error(e: OSError) -> str:
+    """What a file that could not be opened or read is, in one line (permission denied, I/O error...)."""
+    return f"unreadable ({e.strerror or type(e).__name__})"
+
+
 def _iter_txt_folder(path: Path, report: LoadReport):
-    files = sorted(p for p in path.rglob("*.txt") if p.is_file() or p.is_symlink())  # a broken link is reported
+    files = local_text_files(path)
     if not files:
         raise CorpusError(f"{path}: folder has no .txt files")
     yield from _iter_txt_files(files, report, root=path)
@@ -198,18 +222,16 @@ def decode_text(data: bytes, where: str) -> str:
 
 def _iter_txt_files(files, report: LoadReport, root: Path | None = None):
     for p in files:
-        if p.is_symlink() and not p.exists():
-            report.malformed(str(p), f"broken link (to {os.readlink(p)})")
-            yield str(p), None
-            continue
-        try:
-            text = decode_text(p.read_bytes(), str(p))
-        except OSError as e:
-            report.malformed(str(p), f"unreadable ({e.strerror or type(e).__name__})")
-            yield str(p), None
-            continue
-        except CorpusError as e:
-            report.malformed(str(p), str(e).split(": ", 1)[-1])
+        why = unreadable_entry(p)
+        if why is None:
+            try:
+                text = decode_text(p.read_bytes(), str(p))
+            except OSError as e:
+                why = read_error(e)
+            except CorpusError as e:
+                why = str(e).split(": ", 1)[-1]
+        if why is not None:
+            report.malformed(str(p), why)
             yield str(p), None
             continue
         rel = p.relative_to(root) if root else Path(p.name)
@@ -328,7 +350,8 @@ def list_input(source: str) -> InputFiles:
                           "any pyarrow filesystem URI; hub datasets need --engine local)")
     files = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
                    if i.type == pafs.FileType.File)
-    txt = tuple(f for f in files if f.endswith(".txt"))
+    # a local folder's text files as the local engine lists them (broken links and FIFOs too, to name them)
+    txt = tuple(map(str, local_text_files(Path(path)))) if local else tuple(f for f in files if f.endswith(".txt"))
     if txt:
         return InputFiles(source, "txt", path, txt, False, local)
     data = [f for f in files if not posixpath.basename(f).startswith((".", "_"))

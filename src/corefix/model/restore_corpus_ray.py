@@ -44,7 +44,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..data.corpus import Article, InputFiles, filesystem, file_records, list_input, to_article
+from ..data.corpus import (
+    Article,
+    InputFiles,
+    file_records,
+    filesystem,
+    list_input,
+    read_error,
+    to_article,
+    unreadable_entry,
+)
 from .restore_corpus import (
     CorpusJob,
     check_job,
@@ -125,11 +134,18 @@ def iter_input_records(job: CorpusJob, files: InputFiles) -> Iterator[dict]:
     """Every record of the input, file by file in order, a marker where a record or file could not be read."""
     fs = filesystem(files.source)[0]
     for path in files.paths:
-        try:
-            with fs.open_input_stream(path) as f:
-                data = f.read()
-        except OSError as e:
-            yield problem(f"{files.shown(path)}: unreadable ({getattr(e, 'strerror', None) or e})")
+        why = unreadable_entry(Path(path)) if files.local else None
+        if why is None:
+            try:
+                if files.local:  # as the local engine reads it (the same errors)
+                    data = Path(path).read_bytes()
+                else:
+                    with fs.open_input_stream(path) as f:
+                        data = f.read()
+            except OSError as e:
+                why = read_error(e) if files.local else f"unreadable ({str(e).splitlines()[0] if str(e) else e})"
+        if why is not None:
+            yield problem(f"{files.shown(path)}: {why}")
             continue
         yield from parse_file(path, data, job, files)
 

@@ -248,9 +248,16 @@ class ShardFolder:
                     os.unlink(self._path(name))
 
     def write_shard(self, k: int, data: bytes, stats: dict) -> None:
-        """Shard ``k``'s file, then its stats (each whole or not at all): the shard is then finished."""
+        """Shard ``k``'s file, then its stats (each whole or not at all): the shard is then finished. When the
+        stats cannot be written (the disk filled up between the two), the shard's file goes too, so that the
+        folder holds no shard file without its stats (but after a kill between the two: a rerun redoes it)."""
         self._write(shard_name(k, self.fmt), data)
-        self._write(stats_name(k), json.dumps(stats).encode("utf-8"))
+        try:
+            self._write(stats_name(k), json.dumps(stats).encode("utf-8"))
+        except OutputError:
+            with contextlib.suppress(OSError):
+                self.fs.delete_file(self._path(shard_name(k, self.fmt)))
+            raise
 
     def summary(self) -> dict:
         """:func:`totals` over the stats of every finished shard, read from the folder (each shard once)."""
