@@ -2,6 +2,7 @@ import io
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -124,6 +125,54 @@ def test_a_folder_with_broken_links_and_bad_files_names_each_in_one_line(model_d
         named = [line for line in lines if name in line]
         assert len(named) == 1 and fragment in named[0], (name, err)
     assert sorted(json.loads(line)["id"] for line in out.splitlines()) == ["good", "nested/also-good"]
+    assert "restored 2 articles" in err and "3 inputs failed" in err
+
+
+def test_a_folder_with_entries_that_cannot_be_read_names_each_in_one_line(model_dir, tmp_path, capsys, monkeypatch):
+    """A file no one may read (chmod 000), a FIFO (reading it would wait forever) and a link to a folder, all
+    named like articles: each named in one line, every readable article restored.
+
+    We run as root, whom chmod 000 does not stop: the folder is then read with the effective uid of nobody
+    (``os.seteuid``, for the reading only, back to root after), so the kernel itself refuses the file, as it
+    does for any user; the model is loaded as root as before."""
+    import os
+    import tempfile
+
+    from corefix.data import corpus
+
+    folder = Path(tempfile.mkdtemp(prefix="corefix-unreadable-"))  # traversable by nobody (tmp_path is not)
+    try:
+        folder.chmod(0o755)
+        (folder / "good.txt").write_text(DAMAGED, encoding="utf-8")
+        (folder / "also-good.txt").write_text("Mr. Blair said he would go.", encoding="utf-8")
+        secret = folder / "secret.txt"
+        secret.write_text("no one may read this", encoding="utf-8")
+        secret.chmod(0)
+        os.mkfifo(folder / "pipe.txt")
+        (folder / "sub").mkdir()
+        (folder / "folder-link.txt").symlink_to(folder / "sub")
+        if os.geteuid() == 0:
+            read_inputs = corpus.read_inputs
+
+            def read_as_nobody(*args, **kwargs):
+                os.seteuid(65534)
+                try:
+                    return read_inputs(*args, **kwargs)
+                finally:
+                    os.seteuid(0)
+
+            monkeypatch.setattr(corpus, "read_inputs", read_as_nobody)
+        code, out, err = run_cli(["predict", "--model", model_dir, "--input", str(folder), "--format", "jsonl"],
+                                 capsys)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert code == 1 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    for name, fragment in (("secret.txt", "unreadable (Permission denied)"), ("pipe.txt", "not a regular file (a FIFO)"),
+                           ("folder-link.txt", "not a regular file (a folder)")):
+        named = [line for line in lines if name in line]
+        assert len(named) == 1 and fragment in named[0], (name, err)
+    assert sorted(json.loads(line)["id"] for line in out.splitlines()) == ["also-good", "good"]
     assert "restored 2 articles" in err and "3 inputs failed" in err
 
 

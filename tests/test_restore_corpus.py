@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 
@@ -287,3 +288,171 @@ def test_the_output_folder_counts_each_finished_shard_once_and_removes_what_kill
     assert [p.name for p in out.glob("*.tmp")] == ["shard-00002.jsonl.aaaaaaaaaaaa.tmp"]
     with pytest.raises(ValueError, match="shard_size differ"):
         ShardFolder(str(out), "jsonl").prepare({"shard_size": 3})
+
+
+# ---------------------------------------------------------------- the issue's battery (#23): through the CLI
+
+HUGE_MB = float(os.environ.get("COREFIX_TEST_HUGE_MB", "50"))  # the issue's size; smaller for a quick local run
+
+
+def test_a_50_mb_record_is_named_by_its_line_and_every_other_record_restored_once(tiny_model, tmp_path, capsys):
+    """A good record of 50 MB of text is over the default --max-chars: named as failed, in one line with its
+    line number, never restored (it would take memory in proportion); the records around it are restored."""
+    from corefix.cli import main
+
+    huge = {"id": "huge", "text": ("Mr. Blair said he would go. " * (int(HUGE_MB * 1e6) // 28 + 1))}
+    records = [{"id": "before", "text": TEXT}, huge, {"id": "after", "text": "Ms. Lopez won the vote."}]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    del huge, records
+    out = tmp_path / "out"
+    main(["restore-corpus", "--model", str(tiny_model[0]), "--input", str(src), "--output", str(out)])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    rows = [json.loads(line) for p in sorted(out.glob("shard-*.jsonl")) for line in p.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["before", "after"]
+    failed = [line for line in captured.err.splitlines() if line.startswith("failed: ")]
+    assert len(failed) == 1 and failed[0].startswith(f"failed: {src}:2: text of ") and "--max-chars" in failed[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["articles"] == 2 and [f["record"] for f in summary["failures"]] == [failed[0][len("failed: "):]]
+
+
+def test_max_chars_restores_a_long_record_under_it_and_names_one_over_it(tiny_model, tmp_path, capsys):
+    from corefix.cli import main
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps({"id": f"r{n}", "text": "Mr. Blair said so. " * n}) for n in (10, 40)) + "\n",
+                   encoding="utf-8")
+    out = tmp_path / "out"
+    main(["restore-corpus", "--model", str(tiny_model[0]), "--input", str(src), "--output", str(out),
+          "--max-chars", "400"])
+    err = capsys.readouterr().err
+    assert f"failed: {src}:2: text of 760 characters, over the limit of 400 (--max-chars): not restored" in err
+    assert [json.loads(line)["id"] for line in (out / shard_path(out, 0, "jsonl").name).read_text().splitlines()] == ["r10"]
+
+
+def test_a_rerun_over_a_changed_input_is_refused_in_one_line(tiny_model, corpus, tmp_path, capsys):
+    from corefix.cli import main
+
+    out = tmp_path / "out"
+    command = ["restore-corpus", "--model", str(tiny_model[0]), "--input", str(corpus), "--output", str(out)]
+    main(command)
+    main(command)  # the same input: finished, nothing to do
+    capsys.readouterr()
+    with open(corpus, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"id": "late", "text": TEXT}) + "\n")
+    with pytest.raises(SystemExit) as exit:
+        main(command)
+    err = capsys.readouterr().err.strip()
+    assert exit.value.code == 2 and len(err.splitlines()) == 1
+    assert "another version of the input" in err and str(corpus) in err and str(out) in err
+
+
+def test_an_output_path_under_a_file_is_a_one_line_error(tiny_model, corpus, tmp_path, capsys):
+    from corefix.cli import main
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(SystemExit) as exit:
+        main(["restore-corpus", "--model", str(tiny_model[0]), "--input", str(corpus),
+              "--output", str(tmp_path / "afile" / "out")])
+    err = capsys.readouterr().err.strip()
+    assert exit.value.code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"cannot write to {tmp_path / 'afile' / 'out'}" in err
+
+
+def _mount(*args) -> bool:
+    import subprocess
+
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A real 24 KiB tmpfs (root only: skipped elsewhere), unmounted after the test."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or not _mount("-t", "tmpfs", "-o", "size=24k", "tmpfs", str(disk)):
+        pytest.skip("mounting a small tmpfs needs root")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+@pytest.mark.parametrize("how", ["full", "read-only"])
+def test_a_real_full_or_read_only_disk_stops_with_one_line_and_a_rerun_after_the_fix_completes(
+        tiny_model, corpus, tmp_path, small_disk, capsys, how):
+    """No simulation: the output on a tmpfs of a few pages (it fills at the third shard) or mounted read-only.
+    One line naming the folder, exit status 2, no shard that looks finished but is not; made larger (or
+    writable), the same command completes with the uninterrupted run's files."""
+    from corefix.cli import main
+
+    full = tmp_path / "full"
+    restore_corpus(CorpusJob(str(tiny_model[0]), str(corpus), str(full), shard_size=3), progress=False)
+    out = small_disk / "out"
+    if how == "read-only":
+        out.mkdir()
+        assert _mount("-o", "remount,ro", str(small_disk))
+    command = ["restore-corpus", "--model", str(tiny_model[0]), "--input", str(corpus), "--output", str(out),
+               "--shard-size", "3"]
+    with pytest.raises(SystemExit) as exit:
+        main(command)
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert exit.value.code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert f"cannot write to {out}: " in errors[0]
+    assert ("No space left on device" if how == "full" else "Read-only file system") in errors[0]
+    left = {p.name for p in out.iterdir()}
+    assert not [n for n in left if n.endswith(".tmp")]
+    finished = {n for n in left if n.endswith(".jsonl") and n.replace(".jsonl", ".stats.json") in left}
+    assert {n for n in left if n.endswith(".jsonl")} == finished  # no shard without its stats
+    assert all((out / n).read_bytes() == (full / n).read_bytes() for n in finished)
+    if how == "full":
+        assert finished and len(finished) < 4  # it did fill mid-run
+    assert _mount("-o", "remount,rw,size=16m", str(small_disk))
+    main(command)
+    assert _files(out) == _files(full)
+    assert json.loads((out / "summary.json").read_text())["articles"] == 11
+
+
+@pytest.mark.slow
+def test_one_local_worker_of_two_killed_is_started_again_and_nothing_is_lost(tiny_model, tmp_path):
+    """kill -9 of one of the two worker processes once a shard is written: the run starts it again (one warning
+    line), finishes by itself, and its files are those of one uninterrupted one-worker run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps({"id": f"r{i}", "text": TEXT if i % 4 else "Mr. Blair said he would go."})
+                             for i in range(400)) + "\n", encoding="utf-8")
+    reference, out = tmp_path / "reference", tmp_path / "out"
+    restore_corpus(CorpusJob(str(tiny_model[0]), str(src), str(reference), shard_size=4), progress=False)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "corefix.cli", "restore-corpus", "--model", str(tiny_model[0]),
+                             "--input", str(src), "--output", str(out), "--shard-size", "4", "--num-workers", "2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline, victim = time.monotonic() + 300, None
+        while victim is None and proc.poll() is None and time.monotonic() < deadline:
+            if list(out.glob("shard-*.stats.json")):
+                ps = subprocess.run(["ps", "-ww", "-s", str(proc.pid), "-o", "pid=,args="], capture_output=True, text=True)
+                workers = [int(line.split()[0]) for line in ps.stdout.splitlines() if "spawn_main" in line]
+                victim = workers[-1] if workers else None
+            time.sleep(0.02)
+        assert victim is not None, f"no worker to kill before the run ended ({proc.poll()})"
+        assert len(list(out.glob("shard-*.stats.json"))) < 100  # killed mid-run
+        os.kill(victim, signal.SIGKILL)
+        _, err = proc.communicate(timeout=600)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    died = [line for line in err.splitlines() if "died" in line]
+    assert len(died) == 1 and "killed by SIGKILL" in died[0] and "started again" in died[0], err
+    assert _files(out) == _files(reference)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["articles"] == 400 and summary["shards"] == 100
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]

@@ -20,7 +20,7 @@ from corefix.cli import main
 from corefix.model.options import InferenceOptions
 from corefix.model.restore_corpus import CorpusJob, iter_shards, restore_corpus
 from corefix.data.corpus import list_input
-from corefix.model.restore_corpus_ray import RayOptions, parse_file
+from corefix.model.restore_corpus_ray import RayOptions, iter_input_records
 
 needs_ray = pytest.mark.skipif(find_spec("ray") is None,
                                reason='Ray is not installed (pip install -e ".[ray]" runs these tests)')
@@ -79,7 +79,7 @@ def _files(out):
 
 
 def _records(files, job):
-    return [r for path in files.paths for r in parse_file(path, Path(path).read_bytes(), job, files)]
+    return list(iter_input_records(job, files))
 
 
 def test_the_reading_stage_gives_the_local_engines_records(corpus, tmp_path):
@@ -89,16 +89,31 @@ def test_the_reading_stage_gives_the_local_engines_records(corpus, tmp_path):
     (folder / "a.txt").write_text(TEXT, encoding="utf-8")
     (folder / "sub" / "b.txt").write_bytes(b"\xff\xfe not utf-8")
     (folder / "c.txt").write_bytes(b"bin\x00ary")
+    (folder / "d-link.txt").symlink_to(tmp_path / "gone.txt")  # a broken link, a FIFO, a link to a folder
+    os.mkfifo(folder / "e.txt")
+    (folder / "f.txt").symlink_to(folder / "sub")
+    (folder / "a-b").mkdir()  # names that sort differently as paths and as strings ("a-b/" < "a.txt" < "a/")
+    (folder / "a-b" / "g.txt").write_text(OTHER, encoding="utf-8")
     table = tmp_path / "corpus.parquet"
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     pq.write_table(pa.Table.from_pylist([{"text": TEXT, "n": 1}, {"text": None, "n": 2}, {"text": OTHER, "n": 3}]),
                    table)
-    for source in (corpus, folder, table):
-        job = CorpusJob("unused", str(source), str(tmp_path / "out"), shard_size=5)
+    long = tmp_path / "long.jsonl"
+    long.write_text("\n".join(json.dumps({"id": f"l{n}", "text": "word " * n}) for n in (10, 30, 10)), encoding="utf-8")
+    for source in (corpus, folder, table, long):
+        job = CorpusJob("unused", str(source), str(tmp_path / "out"), shard_size=5, max_chars=100)
         expected = [r for _, shard in iter_shards(job) for r in shard]
         assert _records(list_input(str(source)), job) == expected, source
+    job = CorpusJob("unused", str(folder), str(tmp_path / "out"), shard_size=5)
+    problems = [r["__problem__"] for r in _records(list_input(str(folder)), job) if "__problem__" in r]
+    assert [p.split(": ", 1)[1] for p in problems] == [  # c, d-link, e, f, sub/b: each named, in name order
+        "binary file, not text", f"broken link (to {tmp_path / 'gone.txt'})", "not a regular file (a FIFO)",
+        "not a regular file (a folder)", "not valid UTF-8 (invalid start byte at byte 0)"]
+    job = CorpusJob("unused", str(long), str(tmp_path / "out"), shard_size=5, max_chars=100)
+    assert [r.get("id") or r["__problem__"] for r in _records(list_input(str(long)), job)] == [
+        "l10", f"{long}:2: text of 150 characters, over the limit of 100 (--max-chars): not restored", "l10"]
     assert list_input(str(folder)).kind == "txt" and list_input(str(table)).kind == "parquet"
 
 

@@ -424,6 +424,9 @@ def _add_restore_corpus(sub):
                    help="records per output shard, in input order (both engines; a rerun must keep it)")
     p.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
     p.add_argument("--split", default="train", help="split of a hub dataset")
+    p.add_argument("--max-chars", type=int, default=None,
+                   help="a record whose text is longer is not restored but named as failed (default 1,000,000: "
+                        "restoring takes memory in proportion to the text; 0: no limit)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: processes on this machine (default); ray: actors on a local or remote Ray "
                         "cluster (pip install -e \".[ray]\"); both resume a killed run when rerun and write the "
@@ -441,7 +444,7 @@ def _add_restore_corpus(sub):
 
 
 def _run_restore_corpus(args):
-    from .model.restore_corpus import CorpusJob, restore_corpus
+    from .model.restore_corpus import MAX_CHARS, CorpusJob, restore_corpus
 
     src = Path(args.input)
     if src.exists() and Path(args.output).resolve() == src.resolve():
@@ -455,7 +458,8 @@ def _run_restore_corpus(args):
     job = CorpusJob(args.model, args.input, args.output, args.text_field, args.id_field,
                     shard_size=args.shard_size, num_workers=1 if args.num_workers is None else args.num_workers,
                     format=args.format,
-                    split=args.split, options=_inference_options(args), restoration=_restore_options(args))
+                    split=args.split, options=_inference_options(args), restoration=_restore_options(args),
+                    max_chars=MAX_CHARS if args.max_chars is None else args.max_chars or None)
     if args.engine == "ray":
         from .model.restore_corpus_ray import RayNotInstalled, RayOptions, restore_corpus_ray
 
@@ -471,7 +475,7 @@ def _run_restore_corpus(args):
     failures = summary.pop("failures")
     print(json.dumps(summary, indent=2))
     for f in failures[:50]:
-        print(f"failed: {f}", file=sys.stderr)
+        print(f"failed: {f['record']}", file=sys.stderr)
     if failures:
         print(f"{len(failures)} records failed (listed in {args.output.rstrip('/')}/summary.json)", file=sys.stderr)
 

@@ -60,10 +60,12 @@ def iter_corpus(
     split: str = "train",
     report: LoadReport | None = None,
     keep_empty: bool = False,
+    max_chars: int | None = None,
 ) -> Iterator[Article]:
     """Stream the articles of ``source``; ``report`` (if given) counts skips.
 
-    Empty texts are skipped unless ``keep_empty`` (prediction hands them back unchanged).
+    Empty texts are skipped unless ``keep_empty`` (prediction hands them back unchanged); a text longer than
+    ``max_chars`` is a malformed record (:func:`to_article`).
     """
     report = report if report is not None else LoadReport()
     path = Path(source)
@@ -86,7 +88,7 @@ def iter_corpus(
     for n, (where, rec) in enumerate(records):  # where: the record's file and line, when it has them
         if rec is None:
             continue
-        art = to_article(rec, n, text_field, id_field)
+        art = to_article(rec, n, text_field, id_field, max_chars=max_chars)
         if isinstance(art, str):
             report.malformed(where or f"record {n}", art)
             continue
@@ -97,18 +99,22 @@ def iter_corpus(
         yield art
 
 
-def to_article(rec: dict, n: int, text_field: str = "text", id_field: str = "id", id_prefix: str = "") -> Article | str:
+def to_article(rec: dict, n: int, text_field: str = "text", id_field: str = "id", id_prefix: str = "",
+               max_chars: int | None = None) -> Article | str:
     """Record ``n`` of a corpus as an :class:`Article`, or why it cannot be one.
 
     The text is the string in ``text_field`` (an empty CSV cell is ""); a
     record without an id gets ``<id_prefix>doc-NNNNNN``; every other field is
-    kept in ``extra``.
+    kept in ``extra``. A text of more than ``max_chars`` characters is refused
+    (restoring it would take memory in proportion: ``restore-corpus --max-chars``).
     """
     text = rec.get(text_field)
     if text is None and text_field in rec:
         text = ""  # an empty CSV cell
     if not isinstance(text, str):
         return f"no string field {text_field!r}"
+    if max_chars is not None and len(text) > max_chars:
+        return f"text of {len(text):,} characters, over the limit of {max_chars:,} (--max-chars): not restored"
     art_id = rec.get(id_field)
     art_id = str(art_id) if art_id not in (None, "") else f"{id_prefix}doc-{n:06d}"
     return Article(art_id, text, {k: v for k, v in rec.items() if k not in (text_field, id_field)})
@@ -169,8 +175,32 @@ def _iter_jsonl(path: Path, report: LoadReport):
             yield f"{path}:{lineno}", rec
 
 
+def local_text_files(folder: Path) -> list[Path]:
+    """The ``.txt`` entries of a local folder, recursively, in name order (both engines read them in this order):
+    files, and what only looks like one (a broken link, a link to a folder, a FIFO), so that reading names it;
+    real sub-folders are searched, not listed."""
+    return sorted(p for p in folder.rglob("*.txt") if p.is_symlink() or not p.is_dir())
+
+
+def unreadable_entry(p: Path) -> str | None:
+    """Why a local entry named like a text file is not one to read (a broken link, a folder, a FIFO: reading
+    a FIFO would wait forever), or None."""
+    if p.is_symlink() and not p.exists():
+        return f"broken link (to {os.readlink(p)})"
+    if p.exists() and not p.is_file():
+        kind = ("a folder" if p.is_dir() else "a FIFO" if p.is_fifo() else "a socket" if p.is_socket()
+                else "a device")
+        return f"not a regular file ({kind})"
+    return None
+
+
+def read_error(e: OSError) -> str:
+    """What a file that could not be opened or read is, in one line (permission denied, I/O error...)."""
+    return f"unreadable ({e.strerror or type(e).__name__})"
+
+
 def _iter_txt_folder(path: Path, report: LoadReport):
-    files = sorted(p for p in path.rglob("*.txt") if p.is_file() or p.is_symlink())  # a broken link is reported
+    files = local_text_files(path)
     if not files:
         raise CorpusError(f"{path}: folder has no .txt files")
     yield from _iter_txt_files(files, report, root=path)
@@ -192,18 +222,16 @@ def decode_text(data: bytes, where: str) -> str:
 
 def _iter_txt_files(files, report: LoadReport, root: Path | None = None):
     for p in files:
-        if p.is_symlink() and not p.exists():
-            report.malformed(str(p), f"broken link (to {os.readlink(p)})")
-            yield str(p), None
-            continue
-        try:
-            text = decode_text(p.read_bytes(), str(p))
-        except OSError as e:
-            report.malformed(str(p), f"unreadable ({e.strerror or type(e).__name__})")
-            yield str(p), None
-            continue
-        except CorpusError as e:
-            report.malformed(str(p), str(e).split(": ", 1)[-1])
+        why = unreadable_entry(p)
+        if why is None:
+            try:
+                text = decode_text(p.read_bytes(), str(p))
+            except OSError as e:
+                why = read_error(e)
+            except CorpusError as e:
+                why = str(e).split(": ", 1)[-1]
+        if why is not None:
+            report.malformed(str(p), why)
             yield str(p), None
             continue
         rel = p.relative_to(root) if root else Path(p.name)
@@ -322,7 +350,8 @@ def list_input(source: str) -> InputFiles:
                           "any pyarrow filesystem URI; hub datasets need --engine local)")
     files = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
                    if i.type == pafs.FileType.File)
-    txt = tuple(f for f in files if f.endswith(".txt"))
+    # a local folder's text files as the local engine lists them (broken links and FIFOs too, to name them)
+    txt = tuple(map(str, local_text_files(Path(path)))) if local else tuple(f for f in files if f.endswith(".txt"))
     if txt:
         return InputFiles(source, "txt", path, txt, False, local)
     data = [f for f in files if not posixpath.basename(f).startswith((".", "_"))

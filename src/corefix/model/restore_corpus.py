@@ -11,7 +11,9 @@ uninterrupted one; the summary is counted from the shards on disk.
 
 Workers are local processes (``--num-workers``) or, under ``accelerate launch``
 / ``torchrun``, the processes of that launch (``RANK``/``WORLD_SIZE``), each
-on its own device; both can be combined.
+on its own device; both can be combined. A local worker process that dies (a
+kill, the out-of-memory killer) is started again and continues from the
+finished shards (:func:`run_processes`).
 
 The job (:class:`CorpusJob`, :func:`check_job`, :func:`manifest`), the cutting
 into shards (:func:`cut_into_shards`) and the per-record step
@@ -32,6 +34,8 @@ from ..data.corpus import Article, LoadReport, iter_corpus
 from .options import InferenceOptions, RestoreOptions
 from .shards import ShardFolder, check_format, encode_shard
 
+WORKER_RESTARTS = 3  # restarts of dead local worker processes in one run before it stops (a rerun continues)
+MAX_CHARS = 1_000_000  # the default limit on one record's text (about 100 times a long news article)
 PROBLEM = "__problem__"  # the key of a record that could not be read (see problem())
 
 
@@ -46,6 +50,7 @@ class CorpusJob:
     num_workers: int = 1
     format: str = "jsonl"
     split: str = "train"
+    max_chars: int | None = MAX_CHARS  # a longer text is a failed record, named, not restored (None: no limit)
     options: InferenceOptions = field(default_factory=InferenceOptions)  # device, batch size, precision, ...
     restoration: RestoreOptions = field(default_factory=RestoreOptions)  # gap mode, fill threshold
 
@@ -70,16 +75,37 @@ def iter_shards(job: CorpusJob) -> Iterator[tuple[int, list[dict]]]:
 def manifest(job: CorpusJob) -> dict:
     """What decides the contents of the job's shards (its ``job.json``): a rerun continues only the same job.
 
-    The device and batch size are left out: a run may continue on other hardware.
+    The device and batch size are left out: a run may continue on other hardware. ``input_stamp``
+    (:func:`input_stamp`) tells a changed local input from the one the folder's shards came from.
     """
     from .network import check_model_dir
 
     local = Path(job.input).exists() and "://" not in job.input
     options = {k: v for k, v in dataclasses.asdict(job.options).items() if k not in ("device", "batch_size")}
     return {"input": str(Path(job.input).resolve()) if local else job.input, "split": job.split,
+            "input_stamp": input_stamp(job.input) if local else None,
             "text_field": job.text_field, "id_field": job.id_field, "shard_size": job.shard_size,
+            "max_chars": job.max_chars,
             "format": job.format, "model": str(check_model_dir(job.model).resolve()), "options": options,
             "restoration": dataclasses.asdict(job.restoration)}
+
+
+def input_stamp(source: str) -> dict:
+    """Size and modification time of a local input (a folder: of its files, as one digest), so that a rerun over
+    an input that changed since the folder's first run is refused rather than mix two versions in one output.
+    Cheap (no reading of the data): an input rewritten with the same size and time stamp goes unnoticed."""
+    import hashlib
+
+    path = Path(source)
+    if path.is_file():
+        st = path.stat()
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    digest, n, size = hashlib.sha256(), 0, 0
+    for p in sorted(q for q in path.rglob("*") if q.is_file()):
+        st = p.stat()
+        digest.update(f"{p.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        n, size = n + 1, size + st.st_size
+    return {"files": n, "size": size, "digest": digest.hexdigest()[:16]}
 
 
 def problem(where_why: str) -> dict:
@@ -97,7 +123,8 @@ def _iter_raw(job: CorpusJob):
     pending: list[str] = []
     report = LoadReport(listener=pending.append)
     # keep_empty: empty texts come back unchanged; unreadable records become failure markers
-    for art in iter_corpus(job.input, job.text_field, job.id_field, job.split, report, keep_empty=True):
+    for art in iter_corpus(job.input, job.text_field, job.id_field, job.split, report, keep_empty=True,
+                           max_chars=job.max_chars):
         while pending:
             yield problem(pending.pop(0))
         yield record_of(art, job)
@@ -183,9 +210,76 @@ def count_records(job: CorpusJob) -> int | None:
         return sum(1 for line in f if line.strip())
 
 
-def _worker_entry(args):
-    job, worker, n_workers, total = args
-    return run_worker(job, worker, n_workers, progress=True, total=total, parent=os.getppid())
+def _worker_entry(job: CorpusJob, worker: int, n_workers: int, total: int | None, parent: int, conn) -> None:
+    """A worker process: its shards, or the error that stopped it sent back to the parent."""
+    try:
+        run_worker(job, worker, n_workers, progress=True, total=total, parent=parent)
+    except BaseException as e:
+        try:
+            conn.send(e)
+        except Exception:  # an exception that does not pickle: its text
+            conn.send(RuntimeError(f"{type(e).__name__}: {e}"))
+        raise SystemExit(1) from None
+    finally:
+        conn.close()
+
+
+def _death(exitcode: int | None) -> str:
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exit status {exitcode}"
+
+
+def run_processes(job: CorpusJob, ids: list[int], n_workers: int, total: int | None) -> None:
+    """The workers ``ids`` as processes. One that dies (killed, out of memory) is started again and continues
+    from the finished shards, up to ``WORKER_RESTARTS`` times in all (then :class:`ChildProcessError`: a rerun
+    continues); an error a worker raises stops the others and is raised here."""
+    import multiprocessing as mp
+    import sys
+    from multiprocessing.connection import wait
+
+    ctx = mp.get_context("spawn")
+    running: dict = {}  # sentinel -> (worker, process, receiving end of its pipe)
+    restarts = 0
+
+    def launch(w: int) -> None:
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_worker_entry, args=(job, w, n_workers, total, os.getpid(), send),
+                           name=f"corefix-worker-{w}")
+        proc.start()
+        send.close()
+        running[proc.sentinel] = (w, proc, recv)
+
+    try:
+        for w in ids:
+            launch(w)
+        while running:
+            for sentinel in wait(list(running)):
+                w, proc, recv = running.pop(sentinel)
+                proc.join()
+                try:
+                    error = recv.recv() if recv.poll() else None
+                except EOFError:
+                    error = None
+                recv.close()
+                if error is not None:
+                    raise error
+                if proc.exitcode == 0:
+                    continue
+                restarts += 1
+                if restarts > WORKER_RESTARTS:
+                    raise ChildProcessError(f"worker {w} died ({_death(proc.exitcode)}), after {WORKER_RESTARTS} "
+                                            "restarts of workers in this run; rerun the same command to continue")
+                print(f"corefix restore-corpus: warning: worker {w} died ({_death(proc.exitcode)}); started again, "
+                      "it continues from the finished shards", file=sys.stderr, flush=True)
+                launch(w)
+    finally:
+        for _, proc, _ in running.values():
+            proc.terminate()
+        for _, proc, _ in running.values():
+            proc.join()
 
 
 def check_job(job: CorpusJob) -> None:
@@ -193,6 +287,8 @@ def check_job(job: CorpusJob) -> None:
     check_format(job.format)
     if job.shard_size < 1 or job.num_workers < 1:
         raise ValueError("--shard-size and --num-workers must be at least 1")
+    if job.max_chars is not None and job.max_chars < 1:
+        raise ValueError("--max-chars must be at least 1")
     from .inference import prepare_runtime
     from .network import check_model_dir
 
@@ -224,10 +320,7 @@ def restore_corpus(job: CorpusJob, progress: bool = True) -> dict:
     if job.num_workers == 1:
         run_worker(job, ids[0], n_workers, device=device, progress=progress, total=total)
     else:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(job.num_workers) as pool:
-            pool.map(_worker_entry, [(job, w, n_workers, total) for w in ids])
+        run_processes(job, ids, n_workers, total)
     folder.remove_stale_temps(sole_writer=world == 1)  # the processes of a launch may still be writing
     summary = folder.summary()
     summary["seconds"] = time.monotonic() - start

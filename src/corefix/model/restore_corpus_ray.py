@@ -44,7 +44,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..data.corpus import Article, InputFiles, filesystem, file_records, list_input, to_article
+from ..data.corpus import (
+    Article,
+    InputFiles,
+    file_records,
+    filesystem,
+    list_input,
+    read_error,
+    to_article,
+    unreadable_entry,
+)
 from .restore_corpus import (
     CorpusJob,
     check_job,
@@ -113,7 +122,7 @@ def parse_file(path: str, data: bytes, job: CorpusJob, files: InputFiles) -> lis
     out = []
     for n, (loc, rec, why) in enumerate(file_records(data, files.kind, shown, rel)):
         if why is None:
-            art = to_article(rec, n, job.text_field, job.id_field, files.id_prefix(path))
+            art = to_article(rec, n, job.text_field, job.id_field, files.id_prefix(path), job.max_chars)
             at = f"{loc}: " if loc else f"{where}record {n}: "
             out.append(record_of(art, job) if isinstance(art, Article) else problem(f"{at}{art}"))
         else:
@@ -125,11 +134,18 @@ def iter_input_records(job: CorpusJob, files: InputFiles) -> Iterator[dict]:
     """Every record of the input, file by file in order, a marker where a record or file could not be read."""
     fs = filesystem(files.source)[0]
     for path in files.paths:
-        try:
-            with fs.open_input_stream(path) as f:
-                data = f.read()
-        except OSError as e:
-            yield problem(f"{files.shown(path)}: unreadable ({getattr(e, 'strerror', None) or e})")
+        why = unreadable_entry(Path(path)) if files.local else None
+        if why is None:
+            try:
+                if files.local:  # as the local engine reads it (the same errors)
+                    data = Path(path).read_bytes()
+                else:
+                    with fs.open_input_stream(path) as f:
+                        data = f.read()
+            except OSError as e:
+                why = read_error(e) if files.local else f"unreadable ({str(e).splitlines()[0] if str(e) else e})"
+        if why is not None:
+            yield problem(f"{files.shown(path)}: {why}")
             continue
         yield from parse_file(path, data, job, files)
 

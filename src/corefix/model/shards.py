@@ -25,6 +25,7 @@ FORMATS = ("jsonl", "parquet")
 STATS = ".stats.json"
 MANIFEST = "job.json"
 SUMMARY = "summary.json"
+ADDED_LATER = ("input_stamp", "max_chars")  # manifest keys a folder written by an older corefix lacks (not compared then)
 COUNTS = ("articles", "words", "removed", "replaced", "undamaged")
 
 
@@ -211,7 +212,12 @@ class ShardFolder:
             self._write(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
             return
         old = json.loads(old)
-        differ = sorted(k for k in set(manifest) | set(old) if old.get(k) != manifest.get(k))
+        differ = sorted(k for k in set(manifest) | set(old) if old.get(k) != manifest.get(k)
+                        and not (k in ADDED_LATER and k not in old))
+        if differ == ["input_stamp"]:
+            raise ValueError(f"{self.location}: holds shards of another version of the input ({manifest.get('input')} "
+                             f"changed since they were written: size or modification time differ, see {MANIFEST}); "
+                             f"give a new --output to restore it anew")
         if differ:
             raise ValueError(f"{self.location}: holds shards of another job ({', '.join(differ)} differ, see "
                              f"{MANIFEST}); rerun with its settings to continue it, or give a new --output")
@@ -242,9 +248,16 @@ class ShardFolder:
                     os.unlink(self._path(name))
 
     def write_shard(self, k: int, data: bytes, stats: dict) -> None:
-        """Shard ``k``'s file, then its stats (each whole or not at all): the shard is then finished."""
+        """Shard ``k``'s file, then its stats (each whole or not at all): the shard is then finished. When the
+        stats cannot be written (the disk filled up between the two), the shard's file goes too, so that the
+        folder holds no shard file without its stats (but after a kill between the two: a rerun redoes it)."""
         self._write(shard_name(k, self.fmt), data)
-        self._write(stats_name(k), json.dumps(stats).encode("utf-8"))
+        try:
+            self._write(stats_name(k), json.dumps(stats).encode("utf-8"))
+        except OutputError:
+            with contextlib.suppress(OSError):
+                self.fs.delete_file(self._path(shard_name(k, self.fmt)))
+            raise
 
     def summary(self) -> dict:
         """:func:`totals` over the stats of every finished shard, read from the folder (each shard once)."""
