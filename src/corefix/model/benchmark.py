@@ -76,7 +76,7 @@ def prediction_paths(native_bf16: bool, onnx: bool) -> list[tuple[str, str, str,
     return [p for p in PREDICTION_PATHS if (p[2] != "bf16" or native_bf16) and (p[1] != "onnx" or onnx)]
 
 
-def auto_path(model_dir: str) -> dict:
+def auto_path() -> dict:
     """What ``--runtime auto --precision auto`` runs on this machine, and why."""
     from .precision import inference_precision, inference_runtime
 
@@ -142,7 +142,7 @@ def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batc
     if gold is not None:
         for rec in result["paths"].values():
             rec["f1_change_points"] = 100 * (rec["micro_span_f1"] - result["paths"][paths[0][0]]["micro_span_f1"])
-    result["auto"] = auto_path(model_dir)
+    result["auto"] = auto_path()
     return result
 
 
@@ -341,7 +341,7 @@ def run_benchmark(model: str | None, data: str, quick: bool, only: list[str] | N
     if "memory" in wanted:
         print("memory ...", file=sys.stderr)
         result["memory"] = bench_memory(model_dir, sizes)  # torch fp32, as before
-        auto = auto_path(model_dir)
+        auto = auto_path()
         if (auto["runtime"], auto["precision"]) != ("torch", "fp32"):
             result["memory_auto"] = {**bench_memory(model_dir, sizes, runtime="auto", precision="auto"),
                                      "path": f"{auto['runtime']} {auto['precision']}"}
