@@ -25,7 +25,7 @@ INFERENCE_FLAGS = {  # the flags of every command that runs a trained model, and
     "--batch-size": ({"type": int}, "windows per forward pass (default: 8 on CPU, 64 on GPU)"),
     "--threshold": ({"type": float}, "flag a word when P(inserted) >= this (default: the threshold chosen in training)"),
     "--overlap": ({"type": int}, "tokens shared by neighbouring windows (default: the training stride; fewer is faster, a few words near window edges then see less context)"),
-    "--precision": ({"choices": PRECISIONS, "default": "fp32"}, "inference precision (default: fp32, auto for restore-corpus): fp32 exact; bf16 faster where the CPU computes it natively (AVX512-BF16, AMX) or on a GPU, much slower where it is emulated (a warning says so); int8 faster on CPU (on the onnx engine: within 0.5 points of span F1, measured); auto: the fastest path for this hardware (int8 on ONNX Runtime where the CPU has VNNI or AMX, else fp32 there; without onnxruntime bf16 where native, else fp32)"),
+    "--precision": ({"choices": PRECISIONS, "default": "fp32"}, "inference precision (default: fp32, auto for restore-corpus): fp32 exact; bf16 faster where the CPU computes it natively (AVX512-BF16, AMX) or on a GPU, much slower where it is emulated (a warning says so); int8 faster on CPU (on the onnx runtime at 0.3-0.8 points of span F1, measured in docs/benchmarks.md); auto: the fastest path for this hardware (int8 on ONNX Runtime where the CPU has VNNI or AMX, else fp32 there; without onnxruntime bf16 where native, else fp32)"),
     "--runtime": ({"choices": RUNTIMES, "default": "auto"}, "what runs the network: onnx (ONNX Runtime, the onnx extra: exported once and cached beside the model), torch, or auto (onnx on a CPU where onnxruntime is installed, else torch; the default)"),
     "--article-gate": ({"type": float}, "an article keeps its spans only if one flagged word has P(inserted) >= this: fewer false flags in undamaged articles, some copies missed in damaged ones (0: no gate; default: the card's, none for the shipped model; docs/results.md measures 0.98 and 0.99)"),
     "--decoding": ({"choices": DECODINGS}, "read tags off the probabilities as the best valid IOB2 path, or word by word (default: the one chosen in training)"),
@@ -440,7 +440,7 @@ def _add_restore_corpus(sub):
     r.add_argument("--cpus-per-actor", type=float, default=None,
                    help="CPUs (and torch threads) of each actor (default 1)")
     _add_inference_options(p)
-    p.set_defaults(func=_run_restore_corpus, precision="auto")  # the bulk path: the fastest here at equal F1
+    p.set_defaults(func=_run_restore_corpus, precision="auto")  # the bulk path: the fastest here (docs/benchmarks.md)
 
 
 def _run_restore_corpus(args):

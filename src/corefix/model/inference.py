@@ -263,8 +263,13 @@ def _onnx_model(model, path: Path, precision: str):
 def prepare_runtime(path: str | Path | None, options: InferenceOptions) -> None:
     """Build once what the chosen runtime needs (the ONNX export, cached), so that the workers of a corpus run
     start from the cache instead of each exporting it; an export that fails fails here, before any work."""
-    runtime = inference_runtime(options.runtime, options.precision, "cuda" if (options.device or "").startswith("cuda")
-                                else "cpu")
-    if runtime.precision == "onnx":
+    device_type = "cuda" if (options.device or "").startswith("cuda") else "cpu"
+    runtime = inference_runtime(options.runtime, options.precision, device_type)
+    if runtime.precision != "onnx":
+        return
+    from .onnx_engine import cached_file
+
+    precision = inference_precision(options.precision, device_type, "onnx").precision
+    if not cached_file(check_model_dir(path), precision).is_file():  # a rerun finds it built: no second load
         Detector.load(path, options)
 

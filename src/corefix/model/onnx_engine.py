@@ -1,6 +1,6 @@
 """Prediction on ONNX Runtime: the trained model exported once, cached beside it, run on ORT's fused kernels.
 
-``--runtime onnx`` (or ``auto`` where it is the faster path, :func:`corefix.model.precision.inference_engine`)
+``--runtime onnx`` (or ``auto`` where it is the faster path, :func:`corefix.model.precision.inference_runtime`)
 runs the same windows through an ONNX copy of the model instead of torch:
 
 - **export**: the token classifier with its last hidden layer as a second output (the span heads read it),
@@ -190,17 +190,21 @@ class _quiet:
             lg.setLevel(level)
 
 
-def onnx_file(model, model_dir: Path, precision: str) -> Path:
-    """The ONNX file of ``model`` (loaded from ``model_dir``) in ``precision`` (fp32 or int8), built now
-    unless the cache holds it for these weights; older builds in the cache are removed."""
+def cached_file(model_dir: Path, precision: str) -> Path:
+    """Where the ONNX file of the model in ``model_dir`` in ``precision`` is cached (it may not exist yet)."""
     require()
     if precision not in ("fp32", "int8"):
         raise OnnxEngineError(f"the onnx engine runs fp32 or int8, not {precision}")
-    folder = cache_folder(model_dir)
-    key = fingerprint(model_dir, precision)
-    target = folder / f"model-{precision}-{key}.onnx"
+    return cache_folder(model_dir) / f"model-{precision}-{fingerprint(model_dir, precision)}.onnx"
+
+
+def onnx_file(model, model_dir: Path, precision: str) -> Path:
+    """The ONNX file of ``model`` (loaded from ``model_dir``) in ``precision`` (fp32 or int8), built now
+    unless the cache holds it for these weights; older builds in the cache are removed."""
+    target = cached_file(model_dir, precision)
     if target.is_file():
         return target
+    folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
     log.warning("exporting the model to ONNX Runtime (%s), once: cached in %s", precision, folder)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as tmp:
