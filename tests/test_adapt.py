@@ -77,6 +77,24 @@ def test_articles_with_too_many_uncertain_words_are_left_out():
     assert len(looser.records) == 3 and looser.ignored == 3
 
 
+def test_repeated_names_the_model_keeps_are_ignored_not_counted_as_uncertain():
+    """A copy the teacher missed is a confident O on a name the article said before: those words go out of the
+    loss (but not the first mention, lower-case repeats, or a repeat the model flags), and the article stays."""
+    text = "Ana Lopez met Ben . Ben said the car was the best . Lopez left"
+    words = split_words(text)[1]
+    pred = _prediction(text, set())
+    flagged = words.index("Lopez", 2)  # the second "Lopez": the model calls it a copy
+    pred.probs[flagged, TAG2ID["O"]], pred.probs[flagged, TAG2ID["B-DUP"]] = 0.01, 0.99
+    stub = _Stub({text: pred})
+    labels = pseudo_label(stub, [_article(0, text)], 0.9, 0.0, progress=False, ignore_repeated_names=True)
+    tags = labels.records[0]["tags"]
+    assert [w for w, t in zip(words, tags) if t == IGNORE] == ["Ben"]  # the second Ben only
+    assert tags[words.index("Ben")] == "O" and tags[flagged] == "B-DUP" and tags[words.index("the", 6) + 3] == "O"
+    assert labels.repeats == 1 and labels.ignored == 1 and labels.summary()["ignored_repeated_names"] == 1
+    plain = pseudo_label(stub, [_article(0, text)], 0.9, 0.0, progress=False)  # the setting off: no word ignored
+    assert IGNORE not in plain.records[0]["tags"] and plain.repeats == 0
+
+
 def test_pseudo_labels_follow_the_models_confidence(tiny_model, tiny_data):
     best, _ = tiny_model
     detector = Detector.load(best)

@@ -68,6 +68,18 @@ def test_options_override_the_cards_policy_only_where_set():
     assert InferenceOptions(article_gate=0.0).policy(DecodePolicy(article_gate=0.998)).article_gate == 0.0
 
 
+def test_auto_precision_narrows_the_overlap_unless_it_is_given():
+    from corefix.model.options import AUTO_OVERLAP
+
+    assert AUTO_OVERLAP == 32
+    assert InferenceOptions().overlap_for(64) == 64  # an explicit precision keeps the training stride
+    assert InferenceOptions(precision="int8").overlap_for(64) == 64
+    assert InferenceOptions(precision="auto").overlap_for(64) == 32  # the fastest path: at most 32
+    assert InferenceOptions(precision="auto").overlap_for(16) == 16  # never wider than the training stride
+    assert InferenceOptions(precision="auto", overlap=64).overlap_for(64) == 64  # --overlap wins
+    assert InferenceOptions(overlap=0).overlap_for(64) == 0
+
+
 @pytest.mark.parametrize("kwargs, fragment", [({"precision": "fp8"}, "precision"), ({"decoding": "greedy"}, "decoding"),
                                               ({"threshold": 1.0}, "threshold"), ({"batch_size": 0}, "batch size"),
                                               ({"overlap": -1}, "overlap"), ({"article_gate": 1.0}, "article gate"),

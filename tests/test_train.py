@@ -145,13 +145,16 @@ def test_best_threshold_picks_the_lowest_perfect_threshold():
 def test_viterbi_decodes_a_span_as_a_whole():
     import numpy as np
 
+    from corefix.model.decode import threshold_bias, viterbi_tags
+
     pred = WordPredictions([(0, 1), (2, 3), (4, 5), (6, 7)], np.array(PROBS, dtype=np.float32))
     # P(B-DUP) P(I-DUP) = 0.32 beats P(O) P(O) = 0.12 where word by word the span loses its first word
     assert pred.tags(DecodePolicy()) == ["O", "B-DUP", "I-DUP", "O"]
     # two words at odds of 9 against each: 0.32 / 0.12 is not enough
     assert pred.tags(DecodePolicy(threshold=0.9)) == ["O"] * 4
     assert pred.tags(DecodePolicy(threshold=1.0)) == ["O"] * 4
-    assert pred.tags(DecodePolicy(threshold=0.0)) == ["B-DUP", "B-DUP", "I-DUP", "B-DUP"]
+    assert viterbi_tags(pred.probs, threshold_bias(0.0)) == ["B-DUP", "B-DUP", "I-DUP", "B-DUP"]
+    assert pred.tags(DecodePolicy(threshold=0.0)) == ["O"] * 4  # every word flagged: the article is kept whole
     with pytest.raises(ValueError, match="decoding"):
         DecodePolicy("greedy")
 
@@ -251,17 +254,17 @@ def test_first_mention_bias_spares_new_names_only():
 
     from corefix.model.decode import favour_o, new_names
 
-    words = ["Then", "Ana", "met", "Ana", "."]
-    assert new_names(words).tolist() == [True, True, False, False, False]
-    probs = np.array([[0.2, 0, 0, 0.8, 0]] * 5, dtype=np.float32)
-    pred = WordPredictions([(i, i + 1) for i in range(5)], probs, words)
+    words = ["Then", "Ana", "met", "Ana", "today", "."]
+    assert new_names(words).tolist() == [True, True, False, False, False, False]
+    probs = np.array([[0.2, 0, 0, 0.8, 0]] * 4 + [[1.0, 0, 0, 0, 0]] * 2, dtype=np.float32)  # "today ." kept
+    pred = WordPredictions([(i, i + 1) for i in range(6)], probs, words)
     for decoding in ("viterbi", "independent"):
         flagged = pred.tags(DecodePolicy(decoding, 0.5))
         spared = pred.tags(DecodePolicy(decoding, 0.5, first_mention_bias=2.0))
         assert flagged[1] != "O" and flagged[3] != "O"
         assert spared[1] == "O" and spared[3] != "O"  # odds of 4 for, e^2 against: the new name stays
     # the bias is a shift of O's log-odds on the masked words
-    shifted = favour_o(probs, np.array([True, False, False, False, False]), 1.0)
+    shifted = favour_o(probs, np.array([True, False, False, False, False, False]), 1.0)
     assert np.isclose(shifted[0, 0] / shifted[0, 3], 0.25 * np.e) and np.allclose(shifted[1], probs[1])
 
 
@@ -374,6 +377,25 @@ def test_the_article_gate_drops_an_article_of_lukewarm_flags_only():
     assert pred.tags(DecodePolicy("independent", 0.5, article_gate=0.95)) == ["O", "O", "O"]
     assert pred.spans(DecodePolicy("independent", 0.5, article_gate=0.95)) == []
     assert len(pred.spans(DecodePolicy("independent", 0.5, article_gate=0.9))) == 2
+
+
+def test_an_article_is_never_restored_to_nothing():
+    """A one-word text the model calls a copy ("secret" alone scored DUP 0.93 with the shipped model) keeps its
+    word: every word with a letter or digit flagged drops the flags, in both decoders; one word left keeps them."""
+    import numpy as np
+
+    from corefix.model.decode import DecodePolicy, decode_tags_batch
+
+    sure, plain = [0.05, 0, 0, 0.95, 0], [0.95, 0, 0, 0.05, 0]
+    policy = DecodePolicy("independent", 0.5)
+    every = WordPredictions([(0, 6), (6, 7)], np.array([sure, plain], dtype=np.float32), words=["secret", "."])
+    assert every.tags(policy) == ["O", "O"]  # only the full stop would be left
+    assert every.spans(policy) == []
+    some = WordPredictions([(0, 6), (7, 12)], np.array([sure, plain], dtype=np.float32), words=["Trump", "spoke"])
+    assert some.tags(policy) == ["B-DUP", "O"]
+    assert decode_tags_batch([every.probs, some.probs], [every.words, some.words], policy) == [["O", "O"], ["B-DUP", "O"]]
+    alone = WordPredictions([(0, 6)], np.array([sure], dtype=np.float32))  # no words given: every word counts
+    assert alone.tags(policy) == ["O"]
 
 
 def test_calibration_chooses_the_gate_that_spares_clean_articles():

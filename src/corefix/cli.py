@@ -24,8 +24,8 @@ class UserError(Exception):
 INFERENCE_FLAGS = {  # the flags of every command that runs a trained model, and their help
     "--batch-size": ({"type": int}, "windows per forward pass (default: 8 on CPU, 64 on GPU)"),
     "--threshold": ({"type": float}, "flag a word when P(inserted) >= this (default: the threshold chosen in training)"),
-    "--overlap": ({"type": int}, "tokens shared by neighbouring windows (default: the training stride; fewer is faster, a few words near window edges then see less context)"),
-    "--precision": ({"choices": PRECISIONS, "default": "fp32"}, "inference precision (default: fp32, auto for restore-corpus): fp32 exact; bf16 faster where the CPU computes it natively (AVX512-BF16, AMX) or on a GPU, much slower where it is emulated (a warning says so); int8 faster on CPU (on the onnx runtime at 0.3-0.8 points of span F1, measured in docs/benchmarks.md); auto: the fastest path for this hardware (int8 on ONNX Runtime where the CPU has VNNI or AMX, else fp32 there; without onnxruntime bf16 where native, else fp32)"),
+    "--overlap": ({"type": int}, "tokens shared by neighbouring windows (default: the training stride, at most 32 with --precision auto; fewer is faster, a few words near window edges then see less context)"),
+    "--precision": ({"choices": PRECISIONS, "default": "fp32"}, "inference precision (default: fp32, auto for restore-corpus): fp32 exact; bf16 faster where the CPU computes it natively (AVX512-BF16, AMX) or on a GPU, much slower where it is emulated (a warning says so); int8 faster on CPU (on the onnx runtime at 0.1-0.8 points of span F1, measured in docs/benchmarks.md); auto: the fastest path for this hardware (int8 on ONNX Runtime where the CPU has VNNI or AMX, else fp32 there; without onnxruntime bf16 where native, else fp32), with windows overlapping by at most 32 tokens"),
     "--runtime": ({"choices": RUNTIMES, "default": "auto"}, "what runs the network: onnx (ONNX Runtime, the onnx extra: exported once and cached beside the model), torch, or auto (onnx on a CPU where onnxruntime is installed, else torch; the default)"),
     "--article-gate": ({"type": float}, "an article keeps its spans only if one flagged word has P(inserted) >= this: fewer false flags in undamaged articles, some copies missed in damaged ones (0: no gate; default: the card's, none for the shipped model; docs/results.md measures 0.98 and 0.99)"),
     "--decoding": ({"choices": DECODINGS}, "read tags off the probabilities as the best valid IOB2 path, or word by word (default: the one chosen in training)"),
@@ -270,6 +270,9 @@ def _add_adapt(sub):
                    help="articles with more than this share of such words are left out (default: 0.05)")
     p.add_argument("--simulated-ratio", type=float, default=1.0,
                    help="simulated training articles per pseudo-labelled article in each round (default: 1)")
+    p.add_argument("--keep-repeated-names", action="store_true",
+                   help="train on the model's confident O for capitalised words that repeat an earlier word (by "
+                        "default the loss ignores them: a copy the model missed hides there)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N articles of the corpus")
     p.add_argument("--text-field", default="text", help="JSONL field holding the article")
     p.add_argument("--id-field", default="id")
@@ -283,7 +286,8 @@ def _run_adapt(args):
         raise UserError("--limit must be at least 1")
     settings = AdaptSettings(rounds=args.rounds, steps=args.steps, learning_rate=args.learning_rate,
                              min_confidence=args.min_confidence, max_uncertain=args.max_uncertain,
-                             simulated_ratio=args.simulated_ratio)
+                             simulated_ratio=args.simulated_ratio,
+                             ignore_repeated_names=not args.keep_repeated_names)
     job = AdaptJob(corpus=args.corpus, data=args.data, test=args.test, model=args.model, out=args.out,
                    config=args.config, overrides=args.overrides, settings=settings, limit=args.limit,
                    text_field=args.text_field, id_field=args.id_field)

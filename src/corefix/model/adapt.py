@@ -45,7 +45,7 @@ from ..data.records import data_dirs, read_jsonl, read_records, split_files
 from ..words import TAG2ID
 from .card import ModelCard
 from .decode import DecodePolicy
-from .features import IGNORE
+from .features import IGNORE, repeat_evidence
 from .inference import Detector, WordPredictions
 from .network import check_model_dir
 from .options import InferenceOptions
@@ -79,6 +79,10 @@ class AdaptSettings:
     min_confidence: float = 0.9  # a word whose chosen tag is less probable than this is ignored by the loss
     max_uncertain: float = 0.05  # an article with more than this share of ignored words is left out
     simulated_ratio: float = 1.0  # simulated training articles per pseudo-labelled article
+    # a capitalised word that repeats an earlier word of the article and that the model keeps (tag O) is
+    # ignored by the loss: the misses of a teacher on unseen damage are confident "O"s on repeated names
+    # (docs/results.md, 2026-11-30), which would teach the student that those copies are genuine words
+    ignore_repeated_names: bool = True
 
     def __post_init__(self):
         if self.rounds < 1 or self.steps < 1:
@@ -118,11 +122,12 @@ class PseudoLabels:
     articles: int  # articles read
     dropped: int  # articles left out: too many uncertain words
     words: int = 0  # words of the kept records
-    ignored: int = 0  # of them, tagged IGNORE
+    ignored: int = 0  # of them, tagged IGNORE (both kinds)
+    repeats: int = 0  # of those, kept repeated names (:func:`repeated_names`), not counted as uncertain
 
     def summary(self) -> dict:
         return {"articles": self.articles, "kept": len(self.records), "dropped": self.dropped,
-                "words": self.words, "ignored_words": self.ignored}
+                "words": self.words, "ignored_words": self.ignored, "ignored_repeated_names": self.repeats}
 
 
 def chosen_confidence(prediction: WordPredictions, tags: list[str]) -> np.ndarray:
@@ -138,11 +143,20 @@ def pseudo_tags(prediction: WordPredictions, policy: DecodePolicy, min_confidenc
     return [t if c >= min_confidence else IGNORE for t, c in zip(tags, confidence)]
 
 
+def repeated_names(words: list[str], tags: list[str]) -> np.ndarray:
+    """True on each word tagged ``O`` that is capitalised and repeats an earlier word of the article (in any
+    case, :func:`~corefix.model.features.repeat_evidence`): where a copy the model missed would hide."""
+    levels = repeat_evidence(words)
+    return np.array([t == "O" and w[:1].isupper() and lv % 4 != 0 for w, t, lv in zip(words, tags, levels)],
+                    dtype=bool)
+
+
 def pseudo_label(detector: Detector, articles: list[Article], min_confidence: float, max_uncertain: float,
-                 progress: bool = True) -> PseudoLabels:
+                 progress: bool = True, ignore_repeated_names: bool = False) -> PseudoLabels:
     """Records (id, text, words, tags, profile ``pseudo``) of the articles the detector is sure enough of:
     at most ``max_uncertain`` of their words below ``min_confidence`` (:func:`pseudo_tags`). Only each
-    article's text is read."""
+    article's text is read. ``ignore_repeated_names``: the :func:`repeated_names` the model keeps are
+    :data:`IGNORE` too, whatever their confidence (not counted as uncertain)."""
     from tqdm.auto import tqdm
 
     out = PseudoLabels([], len(articles), 0)
@@ -155,6 +169,11 @@ def pseudo_label(detector: Detector, articles: list[Article], min_confidence: fl
             if not tags or uncertain > max_uncertain * len(tags):
                 out.dropped += 1
                 continue
+            if ignore_repeated_names and prediction.words is not None:
+                repeats = repeated_names(prediction.words, tags)
+                tags = [IGNORE if r else t for t, r in zip(tags, repeats)]
+                out.repeats += int(repeats.sum())
+                uncertain += int(repeats.sum())
             out.records.append({"id": article.id, "text": article.text, "words": prediction.words, "tags": tags,
                                 "profile": PSEUDO_PROFILE})
             out.words += len(tags)
@@ -287,10 +306,11 @@ class Rounds:
         s = self.job.settings
         self.log(f"round {k}: pseudo-labelling {len(self.articles)} articles with {model_dir}")
         labels = pseudo_label(Detector.load(model_dir, inference_options()), self.articles, s.min_confidence,
-                              s.max_uncertain, self.progress)
+                              s.max_uncertain, self.progress, s.ignore_repeated_names)
         self.log(f"round {k}: kept {len(labels.records)} articles, {labels.dropped} left out (over "
                  f"{s.max_uncertain:.0%} of their words below confidence {s.min_confidence}); "
-                 f"{labels.ignored} of the {labels.words} words of the articles kept are ignored")
+                 f"{labels.ignored} of the {labels.words} words of the articles kept are ignored "
+                 f"({labels.repeats} of them repeated names the model keeps)")
         return labels
 
     def train(self, k: int, model_dir: Path, labels: PseudoLabels) -> tuple[Path | None, dict]:

@@ -38,7 +38,7 @@ from .features import WordFeatures, build_features, length_grouped_order
 from .inference import Detector
 from .network import DEFAULT_MODEL, check_model_dir, configure_encoder, fit_token_types, load_tokenizer, new_model
 from .precision import cpu_name, training_precision
-from .options import MEASURES, InferenceOptions
+from .options import AUTO_OVERLAP, MEASURES, InferenceOptions
 from .timing import bench_memory
 
 
@@ -63,11 +63,12 @@ def pipeline_word_tags(pipe, text: str) -> list[str]:
     return tags
 
 
-# (name, runtime, precision, overlap): overlap None keeps the training stride, the same windows as the pipeline's.
+# (name, runtime, precision, overlap): overlap None keeps the training stride, the same windows as the pipeline's
+# (but for auto: what --runtime auto --precision auto runs here, its narrower overlap included).
 # The first is the reference every other path's decisions and F1 are compared with.
 PREDICTION_PATHS = (("torch fp32", "torch", "fp32", None), ("torch bf16", "torch", "bf16", None),
                     ("torch int8", "torch", "int8", None), ("onnx fp32", "onnx", "fp32", None),
-                    ("onnx int8", "onnx", "int8", None), ("onnx int8, overlap 32", "onnx", "int8", 32))
+                    ("onnx int8", "onnx", "int8", None), ("auto", "auto", "auto", None))
 
 
 def prediction_paths(native_bf16: bool, onnx: bool) -> list[tuple[str, str, str, int | None]]:
@@ -82,8 +83,8 @@ def auto_path() -> dict:
 
     runtime = inference_runtime("auto", "auto", "cpu")
     precision = inference_precision("auto", "cpu", runtime.precision)
-    return {"runtime": runtime.precision, "precision": precision.precision,
-            "reason": f"{runtime.reason}; {precision.reason}"}
+    return {"runtime": runtime.precision, "precision": precision.precision, "overlap_at_most": AUTO_OVERLAP,
+            "reason": f"{runtime.reason}; {precision.reason}; windows overlap by at most {AUTO_OVERLAP} tokens"}
 
 
 def bench_prediction(model_dir: str, records: list[dict], repeats: int = 3, batch_size: int | None = None) -> dict:

@@ -70,27 +70,25 @@ def viterbi_tags(probs, o_bias: float = 0.0, split_penalty: float = 0.0) -> list
     is subtracted where a span starts right after another one (``B-X`` after
     a non-``O`` tag): positive values prefer one long span to two adjacent ones.
     """
-    rows = probs.tolist() if hasattr(probs, "tolist") else [list(r) for r in probs]
-    if not rows:
+    n_tags = len(TAGS)
+    flat = np.maximum(np.asarray(probs, dtype=np.float64).reshape(-1), 1e-12).tolist()
+    if not flat:
         return []
     o = TAG2ID["O"]
     # I-X may only follow B-X or I-X; every other tag may follow any tag
     inside = {TAG2ID["I-" + lab]: (TAG2ID["B-" + lab], TAG2ID["I-" + lab]) for lab in LABELS}
-    n_tags = len(TAGS)
     begins = [TAG2ID["B-" + lab] for lab in LABELS]
+    logs = list(map(math.log, flat))  # every word's log-probabilities in one pass
+    for w in range(o, len(logs), n_tags):
+        logs[w] += o_bias
+    rows = [logs[w:w + n_tags] for w in range(0, len(logs), n_tags)]
 
-    def logs(row):
-        out = [math.log(max(x, 1e-12)) for x in row]
-        out[o] += o_bias
-        return out
-
-    score = logs(rows[0])
+    score = rows[0]
     for i in inside:
         score[i] = -math.inf  # no I- at the start
     back = []
-    for row in rows[1:]:
-        lp = logs(row)
-        best_prev = max(range(n_tags), key=score.__getitem__)
+    for lp in rows[1:]:
+        best_prev = score.index(max(score))  # the first index of the best score, as max(range, key) gives
         ptr = [best_prev] * n_tags
         add = [0.0] * n_tags
         for i, (b, c) in inside.items():
@@ -189,7 +187,7 @@ def decode_tags(probs: np.ndarray, words: list[str] | None, policy: DecodePolicy
     else:
         tags = independent_tags(probs, policy.threshold)
     tags = keep_titles(words, tags) if policy.titles and words is not None else tags
-    return gate_article(probs, tags, policy.article_gate)
+    return keep_some_text(gate_article(probs, tags, policy.article_gate), words)
 
 
 def gate_article(probs: np.ndarray, tags: list[str], gate: float) -> list[str]:
@@ -199,6 +197,16 @@ def gate_article(probs: np.ndarray, tags: list[str], gate: float) -> list[str]:
     flagged = [i for i, t in enumerate(tags) if t != "O"]
     if not flagged or float(np.max(1.0 - probs[flagged, TAG2ID["O"]])) >= gate:
         return tags
+    return ["O"] * len(tags)
+
+
+def keep_some_text(tags: list[str], words: list[str] | None) -> list[str]:
+    """``tags``, or every word ``O`` when they flag every word that holds a letter or a digit (every word, without
+    ``words``): a copy is pasted into an article's own text, so an article is never restored to nothing (a
+    one-word text such as "secret" is left as it is, not deleted)."""
+    for i, t in enumerate(tags):  # the first kept word with a letter or digit ends the search (most articles: the first)
+        if t == "O" and (words is None or any(c.isalnum() for c in words[i])):
+            return tags
     return ["O"] * len(tags)
 
 
@@ -274,7 +282,7 @@ def decode_tags_batch(probs_list: list[np.ndarray], words_list: list[list[str] |
         tags = [independent_tags(p, policy.threshold) if len(p) else [] for p in probs_list]
     if policy.titles:
         tags = [keep_titles(w, t) if w is not None else t for w, t in zip(words_list, tags)]
-    return [gate_article(p, t, policy.article_gate) for p, t in zip(probs_list, tags)]
+    return [keep_some_text(gate_article(p, t, policy.article_gate), w) for p, t, w in zip(probs_list, tags, words_list)]
 
 
 def inserted_scores(probs: np.ndarray) -> list[float]:

@@ -91,6 +91,16 @@ def _padded(windows: list[dict], pad_id: int) -> tuple[torch.Tensor, torch.Tenso
     return ids, mask, types
 
 
+def tag_probabilities(logits: torch.Tensor) -> np.ndarray:
+    """Softmax of a batch's logits, as float32 numpy: on the device for a GPU; on a CPU in numpy, which wakes
+    no torch threads (next to ONNX Runtime's, they made this step 40 times slower, docs/benchmarks.md)."""
+    if logits.device.type != "cpu":
+        return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    x = logits.float().numpy()
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
 def first_subwords(word_ids: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
     """Token positions of the first sub-word of each word in a window, and those words' ids."""
     wid = np.array([-1 if w is None else w for w in word_ids], dtype=np.int64)
@@ -155,7 +165,7 @@ def predict_words(
             extra = {"token_type_ids": types.to(device)} if typed else {}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=vectors, **extra)
-            p = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
+            p = tag_probabilities(out.logits)
             hidden = out.hidden_states[-1].float().cpu().numpy() if vectors else None
             for r, i in enumerate(batch):
                 a, ws, f = feats[i]
@@ -220,9 +230,9 @@ class Detector:
         self.tokenizer = tokenizer
         self.card = card
         self.options = options
-        # tokens shared by neighbouring windows: the training stride unless set (fewer: faster, a few
-        # words near window edges see less context)
-        self.stride = card.stride if options.overlap is None else options.overlap
+        # tokens shared by neighbouring windows: the training stride unless set, at most 32 under precision
+        # auto (fewer: faster, a few words near window edges see less context)
+        self.stride = options.overlap_for(card.stride)
         if not 0 <= self.stride <= card.max_length // 2:
             raise ValueError(f"overlap must be between 0 and {card.max_length // 2} tokens, got {self.stride}")
         self.policy = options.policy(card.policy)
