@@ -19,8 +19,9 @@ PRECISIONS = ("fp32", "bf16", "int8", "auto")
 RUNTIMES = ("auto", "torch", "onnx")  # what runs the network: torch, ONNX Runtime (the onnx extra), or the faster here
 MEASURES = ("prediction", "restoration", "training", "memory")  # what corefix benchmark measures (corefix.model.benchmark)
 # Tokens shared by neighbouring windows under --precision auto (when --overlap is not given): the card's
-# training stride (64) costs 22 % more tokens than no overlap, 32 costs 10 %; over the four seed and
-# resolvers test sets 32 changed span F1 by -0.01 points on average (-0.71 to +0.54 by set), docs/benchmarks.md.
+# training stride (64) costs 21 % more tokens than no overlap, 32 costs 10 % (100 BBC test articles); over
+# the four seed and resolvers test sets 32 changed span F1 by -0.01 points on average (-0.71 to +0.54 by
+# set), docs/benchmarks.md.
 AUTO_OVERLAP = 32
 GAP_MODES = ("drop", "mark", "fill")  # what restoration puts where a copy destroyed words (corefix.model.restore)
 
