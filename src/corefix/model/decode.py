@@ -187,6 +187,11 @@ def decode_tags(probs: np.ndarray, words: list[str] | None, policy: DecodePolicy
     else:
         tags = independent_tags(probs, policy.threshold)
     tags = keep_titles(words, tags) if policy.titles and words is not None else tags
+    return article_checks(probs, tags, words, policy)
+
+
+def article_checks(probs: np.ndarray, tags: list[str], words: list[str] | None, policy: DecodePolicy) -> list[str]:
+    """What both decoders do last, on a whole article's tags: the article gate, then :func:`keep_some_text`."""
     return keep_some_text(gate_article(probs, tags, policy.article_gate), words)
 
 
@@ -282,7 +287,7 @@ def decode_tags_batch(probs_list: list[np.ndarray], words_list: list[list[str] |
         tags = [independent_tags(p, policy.threshold) if len(p) else [] for p in probs_list]
     if policy.titles:
         tags = [keep_titles(w, t) if w is not None else t for w, t in zip(words_list, tags)]
-    return [keep_some_text(gate_article(p, t, policy.article_gate), w) for p, t, w in zip(probs_list, tags, words_list)]
+    return [article_checks(p, t, w, policy) for p, t, w in zip(probs_list, tags, words_list)]
 
 
 def inserted_scores(probs: np.ndarray) -> list[float]:
