@@ -91,7 +91,7 @@ def test_repeated_names_the_model_keeps_are_ignored_not_counted_as_uncertain():
     assert [w for w, t in zip(words, tags) if t == IGNORE] == ["Ben"]  # the second Ben only
     assert tags[words.index("Ben")] == "O" and tags[flagged] == "B-DUP" and tags[words.index("the", 6) + 3] == "O"
     assert labels.repeats == 1 and labels.ignored == 1 and labels.summary()["ignored_repeated_names"] == 1
-    plain = pseudo_label(stub, [_article(0, text)], 0.9, 0.0, progress=False)  # the setting off: no word ignored
+    plain = pseudo_label(stub, [_article(0, text)], 0.9, 0.0, progress=False, ignore_repeated_names=False)  # off
     assert IGNORE not in plain.records[0]["tags"] and plain.repeats == 0
 
 
@@ -101,7 +101,8 @@ def test_pseudo_labels_follow_the_models_confidence(tiny_model, tiny_data):
     arts = [_article(i, r["text"]) for i, r in enumerate(read_jsonl(tiny_data / "train.jsonl")[:6])]
     preds = detector.predict([a.text for a in arts])
     threshold = float(np.median([p.probs.max(axis=1).min() for p in preds]))  # some words below, some above
-    labels = pseudo_label(detector, arts, min_confidence=threshold, max_uncertain=1.0, progress=False)
+    labels = pseudo_label(detector, arts, min_confidence=threshold, max_uncertain=1.0, progress=False,
+                          ignore_repeated_names=False)  # confidence alone
     assert len(labels.records) == len(arts)
     for rec, p in zip(labels.records, preds):
         decoded = p.tags(detector.policy)

@@ -71,11 +71,11 @@ def test_options_override_the_cards_policy_only_where_set():
 def test_auto_precision_narrows_the_overlap_unless_it_is_given():
     from corefix.model.options import AUTO_OVERLAP
 
-    assert AUTO_OVERLAP == 32
+    assert AUTO_OVERLAP == 16
     assert InferenceOptions().overlap_for(64) == 64  # an explicit precision keeps the training stride
     assert InferenceOptions(precision="int8").overlap_for(64) == 64
-    assert InferenceOptions(precision="auto").overlap_for(64) == 32  # the fastest path: at most 32
-    assert InferenceOptions(precision="auto").overlap_for(16) == 16  # never wider than the training stride
+    assert InferenceOptions(precision="auto").overlap_for(64) == 16  # the fastest path: at most 16
+    assert InferenceOptions(precision="auto").overlap_for(8) == 8  # never wider than the training stride
     assert InferenceOptions(precision="auto", overlap=64).overlap_for(64) == 64  # --overlap wins
     assert InferenceOptions(overlap=0).overlap_for(64) == 0
 

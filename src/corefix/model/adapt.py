@@ -152,7 +152,7 @@ def repeated_names(words: list[str], tags: list[str]) -> np.ndarray:
 
 
 def pseudo_label(detector: Detector, articles: list[Article], min_confidence: float, max_uncertain: float,
-                 progress: bool = True, ignore_repeated_names: bool = False) -> PseudoLabels:
+                 progress: bool = True, ignore_repeated_names: bool = True) -> PseudoLabels:
     """Records (id, text, words, tags, profile ``pseudo``) of the articles the detector is sure enough of:
     at most ``max_uncertain`` of their words below ``min_confidence`` (:func:`pseudo_tags`). Only each
     article's text is read. ``ignore_repeated_names``: the :func:`repeated_names` the model keeps are

@@ -18,11 +18,12 @@ from .decode import DecodePolicy, check_decoding
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
 RUNTIMES = ("auto", "torch", "onnx")  # what runs the network: torch, ONNX Runtime (the onnx extra), or the faster here
 MEASURES = ("prediction", "restoration", "training", "memory")  # what corefix benchmark measures (corefix.model.benchmark)
-# Tokens shared by neighbouring windows under --precision auto (when --overlap is not given): the card's
-# training stride (64) costs 21 % more tokens than no overlap, 32 costs 10 % (100 BBC test articles); over
-# the four seed and resolvers test sets 32 changed span F1 by -0.01 points on average (-0.71 to +0.54 by
-# set), docs/benchmarks.md.
-AUTO_OVERLAP = 32
+# Tokens shared by neighbouring windows under --precision auto (when --overlap is not given). Against no
+# overlap, the card's training stride (64) costs 21 % more tokens, 32 costs 10 %, 16 costs 5 % (100 BBC test
+# articles, 45,397 tokens without overlap). Span F1 of ONNX Runtime int8 against torch fp32 at 64, over the four
+# seed and resolvers test sets (300 articles each): -0.16 points on average at 32, -0.24 at 16, -0.63 at 0;
+# 16 was 2-3 % faster than 32 in three benchmark runs (docs/benchmarks.md).
+AUTO_OVERLAP = 16
 GAP_MODES = ("drop", "mark", "fill")  # what restoration puts where a copy destroyed words (corefix.model.restore)
 
 
