@@ -17,6 +17,7 @@ import numpy as np
 
 from ..lexicon import TITLE_ABBREVIATIONS
 from ..words import ID2TAG, LABELS, TAG2ID, TAGS, tags_to_spans
+from .features import repeat_evidence
 
 DECODINGS = ("viterbi", "independent")
 
@@ -159,13 +160,8 @@ def keep_titles(words: list[str], tags: list[str]) -> list[str]:
 
 def new_names(words: list[str]) -> np.ndarray:
     """True on each capitalised word that has not appeared earlier in the article (in any case)."""
-    seen: set[str] = set()  # repeat_evidence's level 0 (mod 4), without its distances and pairs: half the time
-    flags = []
-    for w in words:
-        key = w.lower()
-        flags.append(key not in seen and w[:1].isupper())
-        seen.add(key)
-    return np.array(flags, dtype=bool)
+    levels = repeat_evidence(words)
+    return np.array([w[:1].isupper() and lv % 4 == 0 for w, lv in zip(words, levels)], dtype=bool)
 
 
 def favour_o(probs: np.ndarray, mask: np.ndarray, bias: float) -> np.ndarray:
