@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .model.decode import DECODINGS
-from .model.options import RUNTIMES, GAP_MODES, MEASURES, PRECISIONS
+from .model.options import AUTO_OVERLAP, RUNTIMES, GAP_MODES, MEASURES, PRECISIONS
 
 
 class UserError(Exception):
@@ -24,8 +24,8 @@ class UserError(Exception):
 INFERENCE_FLAGS = {  # the flags of every command that runs a trained model, and their help
     "--batch-size": ({"type": int}, "windows per forward pass (default: 8 on CPU, 64 on GPU)"),
     "--threshold": ({"type": float}, "flag a word when P(inserted) >= this (default: the threshold chosen in training)"),
-    "--overlap": ({"type": int}, "tokens shared by neighbouring windows (default: the training stride, at most 16 with --precision auto; fewer is faster, a few words near window edges then see less context)"),
-    "--precision": ({"choices": PRECISIONS, "default": "fp32"}, "inference precision (default: fp32, auto for restore-corpus): fp32 exact; bf16 faster where the CPU computes it natively (AVX512-BF16, AMX) or on a GPU, much slower where it is emulated (a warning says so); int8 faster on CPU (on the onnx runtime at 0.1-0.8 points of span F1, measured in docs/benchmarks.md); auto: the fastest path for this hardware (int8 on ONNX Runtime where the CPU has VNNI or AMX, else fp32 there; without onnxruntime bf16 where native, else fp32), with windows overlapping by at most 16 tokens"),
+    "--overlap": ({"type": int}, f"tokens shared by neighbouring windows (default: the training stride, at most {AUTO_OVERLAP} with --precision auto; fewer is faster, a few words near window edges then see less context)"),
+    "--precision": ({"choices": PRECISIONS, "default": "fp32"}, f"inference precision (default: fp32, auto for restore-corpus): fp32 exact; bf16 faster where the CPU computes it natively (AVX512-BF16, AMX) or on a GPU, much slower where it is emulated (a warning says so); int8 faster on CPU (on the onnx runtime at 0.1-0.8 points of span F1, measured in docs/benchmarks.md); auto: the fastest path for this hardware (int8 on ONNX Runtime where the CPU has VNNI or AMX, else fp32 there; without onnxruntime bf16 where native, else fp32), with windows overlapping by at most {AUTO_OVERLAP} tokens"),
     "--runtime": ({"choices": RUNTIMES, "default": "auto"}, "what runs the network: onnx (ONNX Runtime, the onnx extra: exported once and cached beside the model), torch, or auto (onnx on a CPU where onnxruntime is installed, else torch; the default)"),
     "--article-gate": ({"type": float}, "an article keeps its spans only if one flagged word has P(inserted) >= this: fewer false flags in undamaged articles, some copies missed in damaged ones (0: no gate; default: the card's, none for the shipped model; docs/results.md measures 0.98 and 0.99)"),
     "--decoding": ({"choices": DECODINGS}, "read tags off the probabilities as the best valid IOB2 path, or word by word (default: the one chosen in training)"),

@@ -230,8 +230,8 @@ class Detector:
         self.tokenizer = tokenizer
         self.card = card
         self.options = options
-        # tokens shared by neighbouring windows: the training stride unless set, at most AUTO_OVERLAP (16) under precision
-        # auto (fewer: faster, a few words near window edges see less context)
+        # tokens shared by neighbouring windows: the training stride unless set, at most options.AUTO_OVERLAP under
+        # precision auto (fewer: faster, a few words near window edges see less context)
         self.stride = options.overlap_for(card.stride)
         if not 0 <= self.stride <= card.max_length // 2:
             raise ValueError(f"overlap must be between 0 and {card.max_length // 2} tokens, got {self.stride}")
