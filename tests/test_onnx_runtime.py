@@ -95,11 +95,14 @@ def test_the_shipped_model_and_read_only_folders_cache_outside_the_package(tmp_p
 
 
 def test_auto_takes_onnx_where_installed_and_int8_where_the_cpu_has_int8_products(monkeypatch):
-    monkeypatch.setattr(precision, "cpu_native_int8", lambda: True)
+    monkeypatch.setattr(precision, "cpu_int8_products", lambda: "vnni")
     runtime = precision.inference_runtime("auto", "auto", "cpu")
     assert runtime.precision == "onnx"
     assert precision.inference_precision("auto", "cpu", "onnx").precision == "int8"
-    monkeypatch.setattr(precision, "cpu_native_int8", lambda: False)
+    monkeypatch.setattr(precision, "cpu_int8_products", lambda: "avx2")  # as accurate there, and 1.4x fp32
+    choice = precision.inference_precision("auto", "cpu", "onnx")
+    assert choice.precision == "int8" and "AVX2" in choice.reason
+    monkeypatch.setattr(precision, "cpu_int8_products", lambda: None)
     assert precision.inference_precision("auto", "cpu", "onnx").precision == "fp32"
     # bf16 runs on torch; a GPU runs torch
     assert precision.inference_runtime("auto", "bf16", "cpu").precision == "torch"

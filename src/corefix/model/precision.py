@@ -64,10 +64,26 @@ def cpu_native_bf16() -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_native_int8() -> bool:
-    """True where this CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8), the ones
-    ONNX Runtime's int8 kernels use; without them int8 products go through AVX2 at about half the rate."""
-    return bool(_cpuinfo_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
+def cpu_int8_products() -> str | None:
+    """The int8 dot products this CPU gives ONNX Runtime's int8 kernels, as this process's CPUID reports them
+    (torch's probes read CPUID, as ORT does; /proc/cpuinfo only where torch has no probe): ``"vnni"``
+    (AVX512-VNNI, AVX-VNNI or AMX-INT8: one instruction per product), ``"avx2"`` (``vpmaddubsw``, about half
+    the rate) or None."""
+    import torch
+
+    flags = _cpuinfo_flags()
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_vnni_supported", "_is_amx_tile_supported",
+                                                          "_is_avx2_supported")]
+    if all(p is not None for p in probes):
+        try:
+            vnni, amx, avx2 = (bool(p()) for p in probes)
+        except Exception:  # an unusual build: the kernel's flags alone
+            vnni, amx, avx2 = bool(flags & {"avx512_vnni", "amx_int8"}), False, "avx2" in flags
+    else:
+        vnni, amx, avx2 = bool(flags & {"avx512_vnni", "amx_int8"}), False, "avx2" in flags
+    if vnni or amx or (avx2 and "avx_vnni" in flags):
+        return "vnni"
+    return "avx2" if avx2 else None
 
 
 def cpu_name() -> str:
@@ -143,9 +159,13 @@ def inference_precision(requested: str, device_type: str, engine: str = "torch")
 
     if engine == "onnx":
         if requested == "auto":
-            if cpu_native_int8():
+            products = cpu_int8_products()
+            if products == "vnni":
                 return Choice("int8", "auto: ONNX Runtime int8, this CPU has int8 dot products (VNNI or AMX)")
-            return Choice("fp32", "auto: ONNX Runtime fp32, this CPU has no int8 dot products (no VNNI or AMX)")
+            if products == "avx2":
+                return Choice("int8", "auto: ONNX Runtime int8 on AVX2 (no VNNI or AMX: 1.4x its fp32 here, "
+                                      "measured in docs/benchmarks.md)")
+            return Choice("fp32", "auto: ONNX Runtime fp32, this CPU has no AVX2 for int8 products")
         return Choice(requested, f"asked for {requested} on ONNX Runtime")
 
     if device_type == "cuda":
