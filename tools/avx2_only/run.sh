@@ -5,6 +5,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 grep -qw cpuid_fault /proc/cpuinfo || { echo "avx2_only: no cpuid_fault in /proc/cpuinfo: this CPU or VM cannot mask CPUID" >&2; exit 3; }
-lib="$(mktemp -d)/avx2_only.so"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+lib="$tmp/avx2_only.so"
 gcc -O2 -shared -fPIC -o "$lib" "$here/avx2_only.c"
 LD_PRELOAD="$lib" "$@"
