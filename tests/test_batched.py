@@ -14,11 +14,13 @@ def _probs(rng, n, ties=False):
     return p
 
 
+@pytest.mark.parametrize("glued", [False, True])
 @pytest.mark.parametrize("o_bias,split_penalty", [(0.0, 0.0), (0.6, 0.25), (-1.0, 1.0), (float("inf"), 0.25), (2.0, -0.3)])
-def test_bulk_viterbi_is_the_per_article_viterbi(o_bias, split_penalty):
+def test_bulk_viterbi_is_the_per_article_viterbi(o_bias, split_penalty, glued):
     rng = np.random.default_rng(0)
     probs = [_probs(rng, n, ties=True) for n in (0, 1, 2, 5, 40, 333, 7, 0, 90)]
-    assert viterbi_tags_batch(probs, o_bias, split_penalty) == [viterbi_tags(p, o_bias, split_penalty) for p in probs]
+    assert (viterbi_tags_batch(probs, o_bias, split_penalty, glued)
+            == [viterbi_tags(p, o_bias, split_penalty, glued) for p in probs])
 
 
 def test_bulk_decoding_is_the_per_article_decoding():
@@ -26,7 +28,7 @@ def test_bulk_decoding_is_the_per_article_decoding():
     words = [("Mr . Blair met Mr . Okafor and Blair said Mr . Okafor agreed . " * k).split() for k in (1, 3, 0, 2)]
     probs = [_probs(rng, len(w)) for w in words]
     for policy in (DecodePolicy("viterbi", 0.65, 0.25, True, 3.0), DecodePolicy("independent", 0.5),
-                   DecodePolicy("viterbi", None, 0.0, False, 0.0)):
+                   DecodePolicy("viterbi", None, 0.0, False, 0.0), DecodePolicy("viterbi", 0.6, 0.5, glued_copies=True)):
         assert decode_tags_batch(probs, words, policy) == [decode_tags(p, w, policy) for p, w in zip(probs, words)]
 
 

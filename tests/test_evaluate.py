@@ -129,3 +129,22 @@ def test_clean_articles_reported_in_the_tables(simulator, articles):
     assert res["clean_articles"] == len(recs) and res["clean_flag_rate"] == 1.0
     result = evaluate(recs)
     assert f"0.0 % of {len(recs)}" in format_table(result)
+
+
+def test_one_word_recall_is_reported_per_label():
+    from corefix.model.evaluate import format_summary
+    from corefix.model.metrics import by_span_length
+
+    # gold: a one-word copy, a one-word substitution and a two-word copy; the model finds the copy only
+    gold = [["O", "B-DUP", "O", "B-SUB", "O", "B-DUP", "I-DUP"]]
+    pred = [["O", "B-DUP", "O", "O", "O", "O", "O"]]
+    both, dup, sub = by_span_length(gold, pred), by_span_length(gold, pred, "DUP"), by_span_length(gold, pred, "SUB")
+    assert both["1"]["recall"] == 0.5 and both["1"]["gold"] == 2
+    assert dup["1"]["recall"] == 1.0 and dup["1"]["precision"] == 1.0 and dup["2"]["recall"] == 0.0
+    assert sub["1"]["recall"] == 0.0 and "2" not in sub
+    model = {"spans": {"micro": {"precision": 1.0, "recall": 0.33, "f1": 0.5, "f0.5": 0.7}}, "words": {"f1": 0.5},
+             "first_mention_flag_rate": 0.0, "wer": 0.1, "by_span_length_label": {"DUP": dup, "SUB": sub}}
+    row = format_summary({"set": {"articles": 1, "model": model, "rule_baseline": {"spans": {}},
+                                  "input": {"wer": 0.2}, "oracle": {"wer": 0.0}}}).splitlines()[-1]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[7:9] == ["1.000", "0.000"]  # one-word copies R, one-word substitutions R

@@ -256,31 +256,46 @@ def test_viterbi_finds_the_best_valid_path():
     import math
 
     import numpy as np
-    from seqeval.scheme import IOB2, Tokens
-
     from corefix.model.decode import viterbi_tags
-    from corefix.words import TAG2ID, TAGS
+    from corefix.words import TAG2ID, TAGS, chunks
+
+    allow_glued = [False]
+
+    def glued(seq, i):  # a copy glued to the substitution before it: I-DUP right after a SUB tag
+        return allow_glued[0] and seq[i] == "I-DUP" and i and seq[i - 1][2:] == "SUB"
 
     def valid(seq):
-        return all(not t.startswith("I-") or (i and seq[i - 1][2:] == t[2:] and seq[i - 1] != "O")
+        return all(not t.startswith("I-") or (i and seq[i - 1][2:] == t[2:] and seq[i - 1] != "O") or glued(seq, i)
                    for i, t in enumerate(seq))
 
     def score(probs, seq, bias, split):
         return sum(math.log(max(float(probs[i][TAG2ID[t]]), 1e-12)) + (bias if t == "O" else 0.0)
-                   - (split if t.startswith("B-") and i and seq[i - 1] != "O" else 0.0)
+                   - (split if (t.startswith("B-") and i and seq[i - 1] != "O") or glued(seq, i) else 0.0)
                    for i, t in enumerate(seq))
 
     rng = np.random.default_rng(0)
-    for case in range(150):
+    glued_seen = 0
+    for case in range(300):
         n = 1 + case % 4
+        allow_glued[0] = case >= 150  # the second half with glued copies allowed
         probs = rng.dirichlet(np.full(len(TAGS), 0.5), size=n)
         bias = float(rng.choice([0.0, 0.8, -0.5]))
         split = float(rng.choice([0.0, 0.5, 2.0]))
-        got = viterbi_tags(probs, bias, split)
-        assert valid(got) and len(Tokens(got, IOB2).entities) == sum(t.startswith("B-") for t in got)
+        got = viterbi_tags(probs, bias, split, allow_glued[0])
+        starts = sum(t.startswith("B-") for t in got) + sum(bool(glued(got, i)) for i in range(len(got)))
+        assert valid(got) and len(chunks(got)) == starts
+        glued_seen += any(glued(got, i) for i in range(len(got)))
         best = max(score(probs, s, bias, split) for s in itertools.product(TAGS, repeat=n) if valid(s))
         assert math.isclose(score(probs, got, bias, split), best, rel_tol=1e-9, abs_tol=1e-9)
+    assert glued_seen  # the random cases reach the glued transition
     assert viterbi_tags(np.zeros((0, len(TAGS)))) == []
+    # "President TrumpPresident Trump": the model's I-DUP on the last word opens a DUP chunk glued to the SUB
+    probs = np.full((3, len(TAGS)), 0.01)
+    for i, t in enumerate(("B-SUB", "I-SUB", "I-DUP")):
+        probs[i, TAG2ID[t]] = 0.96
+    assert viterbi_tags(probs, glued=True) == ["B-SUB", "I-SUB", "I-DUP"]
+    assert viterbi_tags(probs) != ["B-SUB", "I-SUB", "I-DUP"]  # without, the copy cannot start there
+    assert chunks(["B-SUB", "I-SUB", "I-DUP"]) == [("SUB", 0, 2), ("DUP", 2, 3)]
 
 
 def test_evaluate_several_files_and_real_quotes(model_dir, tiny_data, tmp_path, capsys):

@@ -179,10 +179,13 @@ def test_training_writes_the_calibrated_decoding_and_predict_uses_it(tiny_model,
     if card["decoding"] == "viterbi":
         tried = cal["viterbi"]["split_penalty_f1"]
         assert [float(k) for k in tried] == list(SPLIT_PENALTIES) and tried[str(card["split_penalty"])] == max(tried.values())
+        glued = cal["viterbi"]["glued_copies_f1"]  # glued copies allowed only where they gain on validation
+        assert set(glued) == {"False", "True"} and card["glued_copies"] == (glued["True"] > glued["False"])
     else:
-        assert card["split_penalty"] == 0.0
+        assert card["split_penalty"] == 0.0 and card["glued_copies"] is False
     detector = Detector.load(best)
-    assert detector.policy == DecodePolicy(card["decoding"], card["threshold"], card["split_penalty"])
+    assert detector.policy == DecodePolicy(card["decoding"], card["threshold"], card["split_penalty"],
+                                           glued_copies=card["glued_copies"])
     assert Restorer.from_pretrained(best, threshold=0.95).detector.policy.threshold == 0.95
     assert Detector.load(best, InferenceOptions(decoding="independent")).policy.decoding == "independent"
     with pytest.raises(ValueError, match="decoding"):

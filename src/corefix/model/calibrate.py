@@ -63,6 +63,9 @@ def choose_policy(gold: list[list[str]], predictions, metric: str = "f1",
         penalty = max(tried, key=lambda k: (tried[k], -k))
         choice = DecodePolicy("viterbi", choice.threshold, penalty)
         calibration["viterbi"][f"split_penalty_{metric}"] = {str(k): v for k, v in tried.items()}
+        glued = {g: score(dataclasses.replace(choice, glued_copies=g)) for g in (False, True)}
+        choice = dataclasses.replace(choice, glued_copies=glued[True] > glued[False])  # only where it gains
+        calibration["viterbi"][f"glued_copies_{metric}"] = {str(g): v for g, v in glued.items()}
     if texts is not None:
         choice = _first_mention_bias(gold, predictions, metric, texts, choice, calibration)
     if clean:

@@ -44,6 +44,7 @@ class ModelCard:
     split_penalty: float = 0.0
     first_mention_bias: float = 0.0
     article_gate: float = 0.0  # an article keeps its spans only if a flagged word is this sure (0: no gate)
+    glued_copies: bool = False  # Viterbi lets a copy start inside the last word of a substitution (corefix.model.decode)
     calibration: dict = field(default_factory=dict)  # every candidate's validation F1
     step: int | None = None  # training step of the saved weights
     validation: dict = field(default_factory=dict)  # validation scores at that step
@@ -68,18 +69,20 @@ class ModelCard:
     @property
     def policy(self) -> DecodePolicy:
         return DecodePolicy(self.decoding, self.threshold, self.split_penalty,
-                            first_mention_bias=self.first_mention_bias, article_gate=self.article_gate)
+                            first_mention_bias=self.first_mention_bias, article_gate=self.article_gate,
+                            glued_copies=self.glued_copies)
 
     def calibration_info(self) -> dict[str, Any]:
         """The decoding policy the card holds and the calibration that chose it, for printing and logs."""
         return {"decoding": self.decoding, "threshold": self.threshold, "split_penalty": self.split_penalty,
                 "first_mention_bias": self.first_mention_bias, "article_gate": self.article_gate,
-                "calibration": self.calibration}
+                "glued_copies": self.glued_copies, "calibration": self.calibration}
 
     def with_policy(self, policy: DecodePolicy, calibration: dict) -> "ModelCard":
         return dataclasses.replace(self, decoding=policy.decoding, threshold=policy.threshold,
                                    split_penalty=policy.split_penalty, first_mention_bias=policy.first_mention_bias,
-                                   article_gate=policy.article_gate, calibration=calibration)
+                                   article_gate=policy.article_gate, glued_copies=policy.glued_copies,
+                                   calibration=calibration)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
@@ -110,6 +113,7 @@ class ModelCard:
         card.split_penalty = float(card.split_penalty)
         card.first_mention_bias = float(card.first_mention_bias)
         card.article_gate = float(card.article_gate)
+        card.glued_copies = bool(card.glued_copies)
         card.threshold = None if card.threshold is None else float(card.threshold)
         check_decoding(card.decoding)
         if not 0 <= card.stride <= card.max_length // 2:

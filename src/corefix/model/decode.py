@@ -44,7 +44,8 @@ class DecodePolicy:
     ``article_gate``: an article keeps its spans only if one of its flagged
     words has P(inserted) >= the gate (0: no gate): an article the pass left
     alone must come back untouched, so a few lukewarm flags are dropped
-    (:func:`gate_article`).
+    (:func:`gate_article`). ``glued_copies`` (Viterbi only): a misplaced copy may
+    start inside the last word of a substitution it was glued to (:data:`GLUED_AFTER`).
     """
 
     decoding: str = "viterbi"
@@ -53,30 +54,50 @@ class DecodePolicy:
     titles: bool = True
     first_mention_bias: float = 0.0
     article_gate: float = 0.0
+    glued_copies: bool = False
 
     def __post_init__(self):
         check_decoding(self.decoding)
 
 
-def viterbi_tags(probs, o_bias: float = 0.0, split_penalty: float = 0.0) -> list[str]:
+# With ``DecodePolicy.glued_copies``, labels whose I- tag may also follow a span of another label: a copy glued
+# to the end of a substitution with no space ("the old planthe old plan", CORRUPTION.md) starts inside the word
+# that ends the substitution, so the simulator's gold writes "B-SUB I-SUB I-DUP" (318 of the 14,725 spans of
+# the US resolvers test set, 39 of 1,977 BBC; none on the seed profile), and seqeval reads the I-DUP as a new
+# DUP chunk. The glued start pays ``split_penalty``, as any span starting right after another does.
+GLUED_AFTER = {"DUP": ("SUB",)}
+
+
+def may_precede(label: str, glued: bool = False) -> list[int]:
+    """Tag ids an ``I-label`` may follow, in order of preference on a tie: ``B-label``, ``I-label``, then
+    (``glued``) the tags of a span it may be glued to (:data:`GLUED_AFTER`)."""
+    labels = (label, *GLUED_AFTER.get(label, ())) if glued else (label,)
+    return [TAG2ID[f"{p}-{lab}"] for lab in labels for p in ("B", "I")]
+
+
+def viterbi_tags(probs, o_bias: float = 0.0, split_penalty: float = 0.0, glued: bool = False) -> list[str]:
     """The most probable valid IOB2 tag sequence under per-word tag probabilities.
 
     ``probs`` is an ``(n_words, len(TAGS))`` array of per-word probabilities.
     Each word's tags are scored by their log-probability, with ``o_bias``
     added to ``O`` (positive: fewer, surer spans), and the best path is the
-    one that never puts ``I-X`` after anything but ``B-X`` or ``I-X``. Deciding
+    one that never puts ``I-X`` after anything but ``B-X`` or ``I-X`` (or, with
+    ``glued``, ``I-DUP`` after a substitution it is glued to: :data:`GLUED_AFTER`). Deciding
     word by word instead lets a weak ``I-DUP`` open a span on its own or cut
     a name in two; the path decides the span as a whole. ``split_penalty``
     is subtracted where a span starts right after another one (``B-X`` after
-    a non-``O`` tag): positive values prefer one long span to two adjacent ones.
+    a non-``O`` tag, or a glued ``I-DUP``): positive values prefer one long
+    span to two adjacent ones.
     """
     n_tags = len(TAGS)
     flat = np.maximum(np.asarray(probs, dtype=np.float64).reshape(-1), 1e-12).tolist()
     if not flat:
         return []
     o = TAG2ID["O"]
-    # I-X may only follow B-X or I-X; every other tag may follow any tag
-    inside = {TAG2ID["I-" + lab]: (TAG2ID["B-" + lab], TAG2ID["I-" + lab]) for lab in LABELS}
+    # I-X may only follow B-X or I-X (or a span it may be glued to); every other tag may follow any tag
+    inside = {TAG2ID["I-" + lab]: may_precede(lab, glued) for lab in LABELS}
+    pairs = [(i, allowed[0], allowed[1]) for i, allowed in inside.items()]  # B-X, I-X
+    glued_to = [(i, g) for i, allowed in inside.items() for g in allowed[2:]]  # in order of preference
     begins = [TAG2ID["B-" + lab] for lab in LABELS]
     logs = list(map(math.log, flat))  # every word's log-probabilities in one pass
     for w in range(o, len(logs), n_tags):
@@ -91,8 +112,11 @@ def viterbi_tags(probs, o_bias: float = 0.0, split_penalty: float = 0.0) -> list
         best_prev = score.index(max(score))  # the first index of the best score, as max(range, key) gives
         ptr = [best_prev] * n_tags
         add = [0.0] * n_tags
-        for i, (b, c) in inside.items():
+        for i, b, c in pairs:
             ptr[i] = b if score[b] >= score[c] else c
+        for i, g in glued_to:  # a glued copy pays as a new span after a span does; the first on a tie
+            if score[g] - split_penalty > score[ptr[i]] + add[i]:
+                ptr[i], add[i] = g, -split_penalty
         if split_penalty and best_prev != o:  # a new span after a span pays the penalty; after O it may be cheaper
             after_o = score[best_prev] - split_penalty < score[o]
             for j in begins:
@@ -183,7 +207,7 @@ def decode_tags(probs: np.ndarray, words: list[str] | None, policy: DecodePolicy
     if policy.first_mention_bias and words is not None:
         probs = favour_o(probs, new_names(words), policy.first_mention_bias)
     if policy.decoding == "viterbi":
-        tags = viterbi_tags(probs, threshold_bias(policy.threshold), policy.split_penalty)
+        tags = viterbi_tags(probs, threshold_bias(policy.threshold), policy.split_penalty, policy.glued_copies)
     else:
         tags = independent_tags(probs, policy.threshold)
     tags = keep_titles(words, tags) if policy.titles and words is not None else tags
@@ -216,7 +240,7 @@ def keep_some_text(tags: list[str], words: list[str] | None) -> list[str]:
 
 
 def viterbi_tags_batch(probs_list: list[np.ndarray], o_bias: float = 0.0,
-                       split_penalty: float = 0.0) -> list[list[str]]:
+                       split_penalty: float = 0.0, glued: bool = False) -> list[list[str]]:
     """:func:`viterbi_tags` of many articles at once, the same tags to the bit: one step of numpy work per
     word position for all articles together, instead of one step of Python per word.
 
@@ -238,11 +262,12 @@ def viterbi_tags_batch(probs_list: list[np.ndarray], o_bias: float = 0.0,
     lp[np.arange(longest)[None, :] < lens[:, None]] = logs.reshape(-1, n_tags)
     o = TAG2ID["O"]
     lp[:, :, o] += o_bias
-    inside = [(TAG2ID["I-" + lab], TAG2ID["B-" + lab]) for lab in LABELS]  # I-X may follow only B-X or I-X
+    inside = [(TAG2ID["I-" + lab], np.array(may_precede(lab, glued)),  # as viterbi_tags allows, and what each pays
+               np.array([0.0 if k < 2 else 1.0 for k in range(len(may_precede(lab, glued)))])) for lab in LABELS]
     begins = [TAG2ID["B-" + lab] for lab in LABELS]
     running = np.searchsorted(-lens, -np.arange(longest), side="left")  # articles longer than each position
     score = lp[:, 0].copy()
-    for i, _ in inside:
+    for i, _, _ in inside:
         score[:, i] = -math.inf  # no I- at the start
     back = np.zeros((max(longest - 1, 0), n_art, n_tags), dtype=np.int8)
     for t in range(1, longest):
@@ -252,8 +277,10 @@ def viterbi_tags_batch(probs_list: list[np.ndarray], o_bias: float = 0.0,
         best_prev = s.argmax(1)
         ptr = np.repeat(best_prev[:, None], n_tags, axis=1)
         add = np.zeros((m, n_tags))
-        for i, b in inside:
-            ptr[:, i] = np.where(s[:, b] >= s[:, i], b, i)
+        for i, allowed, glued in inside:
+            pick = (s[:, allowed] - split_penalty * glued).argmax(1)  # the first of the allowed on a tie
+            ptr[:, i] = allowed[pick]
+            add[:, i] = -split_penalty * glued[pick]
         if split_penalty:  # a new span after a span pays the penalty; after O it may be cheaper
             after_span = best_prev != o
             after_o = s[rows, best_prev] - split_penalty < s[:, o]
@@ -282,7 +309,8 @@ def decode_tags_batch(probs_list: list[np.ndarray], words_list: list[list[str] |
         probs_list = [favour_o(p, new_names(w), policy.first_mention_bias) if w is not None and len(p) else p
                       for p, w in zip(probs_list, words_list)]
     if policy.decoding == "viterbi":
-        tags = viterbi_tags_batch(probs_list, threshold_bias(policy.threshold), policy.split_penalty)
+        tags = viterbi_tags_batch(probs_list, threshold_bias(policy.threshold), policy.split_penalty,
+                                  policy.glued_copies)
     else:
         tags = [independent_tags(p, policy.threshold) if len(p) else [] for p in probs_list]
     if policy.titles:

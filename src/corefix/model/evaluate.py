@@ -115,6 +115,7 @@ def evaluate(records: list[dict], predictions=None, policy: DecodePolicy | None 
         model["decoding"] = policy.decoding
         model["split_penalty"] = policy.split_penalty
         model["by_span_length"] = by_span_length(gold, tags)
+        model["by_span_length_label"] = {label: by_span_length(gold, tags, label) for label in ("DUP", "SUB")}
         model["by_drift"] = by_drift(records, tags)
         model["threshold_curve"] = threshold_curve(gold, predictions, policy)
         if heads is not None:
@@ -257,22 +258,25 @@ def _clean_cell(r: dict) -> str:
     return f"{100 * r['clean_flag_rate']:.1f} % of {n}" if n else "-"
 
 
-def _one_word_recall(m: dict) -> str:
-    one = m.get("by_span_length", {}).get("1")
+def _one_word_recall(m: dict, label: str) -> str:
+    """Recall of one-word spans of ``label`` (``DUP``: copies; ``SUB``: substitutions), or "-" where there are
+    none (or the result predates the split: its ``by_span_length`` mixed both labels)."""
+    one = m.get("by_span_length_label", {}).get(label, {}).get("1")
     return f"{one['recall']:.3f}" if one and one["gold"] else "-"
 
 
 def format_summary(results: dict[str, dict]) -> str:
     """One row per evaluated data file: the model beside the input, the rule baseline and the oracle."""
     rows = ["| data | articles | model P | model R | model F1 | model F0.5 | word F1 | 1-word copies R "
-            "| first mentions flagged | clean articles flagged | rule F1 | WER input | WER model | WER oracle |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| 1-word SUB R | first mentions flagged | clean articles flagged | rule F1 | WER input | WER model "
+            "| WER oracle |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         m = r.get("model")
         micro = m["spans"].get("micro", {}) if m else {}
         cells = ([f"{micro.get(k, 0):.3f}" for k in ("precision", "recall", "f1", "f0.5")]
-                 + [f"{m['words']['f1']:.3f}", _one_word_recall(m), f"{100 * m['first_mention_flag_rate']:.2f} %",
-                    _clean_cell(m)] if m else ["-"] * 8)
+                 + [f"{m['words']['f1']:.3f}", _one_word_recall(m, "DUP"), _one_word_recall(m, "SUB"),
+                    f"{100 * m['first_mention_flag_rate']:.2f} %", _clean_cell(m)] if m else ["-"] * 9)
         rule = r["rule_baseline"]["spans"].get("micro", {}).get("f1", 0)
         rows.append(f"| {name} | {r['articles']} | " + " | ".join(cells) + f" | {rule:.3f} | {r['input']['wer']:.4f} | "
                     + (f"{m['wer']:.4f}" if m else "-") + f" | {r['oracle']['wer']:.4f} |")
@@ -324,6 +328,12 @@ def write_report(result: dict, out_dir: str | Path, title: str = "corefix evalua
         for k, v in model["by_span_length"].items():
             lines.append(f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['gold']} | {v['predicted']} |")
         lines.append("")
+        for label, name in (("DUP", "misplaced copies"), ("SUB", "substitutions")):
+            lines += [f"By span length, {name} only ({label}):", "",
+                      "| words | precision | recall | F1 | gold | predicted |", "|---|---|---|---|---|---|"]
+            for k, v in model.get("by_span_length_label", {}).get(label, {}).items():
+                lines.append(f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['gold']} | {v['predicted']} |")
+            lines.append("")
         lines += ["## Recall by drift (model)", "", "| drift | recall | gold spans |", "|---|---|---|"]
         for k, v in model["by_drift"].items():
             lines.append(f"| {k} | {v['recall']:.3f} | {v['gold']} |")

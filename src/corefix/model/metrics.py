@@ -95,11 +95,14 @@ def _length_key(n: int) -> str:
     return "4+" if n >= 4 else str(n)
 
 
-def by_span_length(gold_tags: list[list[str]], pred_tags: list[list[str]]) -> dict:
-    """Span precision/recall/F1 by span length in words (1, 2, 3, 4+); a hit matches label and boundaries."""
+def by_span_length(gold_tags: list[list[str]], pred_tags: list[list[str]], label: str | None = None) -> dict:
+    """Span precision/recall/F1 by span length in words (1, 2, 3, 4+); a hit matches label and boundaries.
+    ``label``: only gold and predicted spans of that label (``DUP``: misplaced copies; ``SUB``: substitutions)."""
     counts: dict[str, list[int]] = {}
     for gt, pt in zip(gold_tags, pred_tags):
         gold, pred = set(chunks(gt)), set(chunks(pt))
+        if label is not None:
+            gold, pred = {s for s in gold if s[0] == label}, {s for s in pred if s[0] == label}
         for kind, spans in ((0, gold), (1, pred)):
             for label, a, b in spans:
                 c = counts.setdefault(_length_key(b - a), [0, 0, 0])  # gold, predicted, hits
