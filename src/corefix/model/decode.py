@@ -262,8 +262,9 @@ def viterbi_tags_batch(probs_list: list[np.ndarray], o_bias: float = 0.0,
     lp[np.arange(longest)[None, :] < lens[:, None]] = logs.reshape(-1, n_tags)
     o = TAG2ID["O"]
     lp[:, :, o] += o_bias
-    inside = [(TAG2ID["I-" + lab], np.array(may_precede(lab, glued)),  # as viterbi_tags allows, and what each pays
-               np.array([0.0 if k < 2 else 1.0 for k in range(len(may_precede(lab, glued)))])) for lab in LABELS]
+    # as viterbi_tags allows, and which of them pay the split penalty: the glued ones, after B-X and I-X
+    inside = [(TAG2ID["I-" + lab], np.array(allowed), (np.arange(len(allowed)) >= 2).astype(np.float64))
+              for lab in LABELS for allowed in [may_precede(lab, glued)]]
     begins = [TAG2ID["B-" + lab] for lab in LABELS]
     running = np.searchsorted(-lens, -np.arange(longest), side="left")  # articles longer than each position
     score = lp[:, 0].copy()

@@ -49,18 +49,25 @@ def _cpuinfo_flags() -> set[str]:
     return set()
 
 
+def _torch_probes(*names: str) -> list[bool] | None:
+    """torch's CPU feature probes (``torch.cpu._is_*_supported``: CPUID, as ONNX Runtime and oneDNN read
+    it), or None where this build lacks one or one fails (the callers fall back to the kernel's flags)."""
+    import torch
+
+    probes = [getattr(torch.cpu, name, None) for name in names]
+    if any(p is None for p in probes):
+        return None
+    try:
+        return [bool(p()) for p in probes]
+    except Exception:  # an unusual build
+        return None
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_native_bf16() -> bool:
     """True where this CPU computes bf16 natively (AVX512-BF16 or AMX), as torch and the kernel report it."""
-    import torch
-
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    if all(p is not None for p in probes):
-        try:
-            return any(p() for p in probes)
-        except Exception:  # an unusual build: fall back to the kernel's flags
-            pass
-    return bool(_cpuinfo_flags() & {"avx512_bf16", "amx_bf16"})
+    probed = _torch_probes("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(probed) if probed is not None else bool(_cpuinfo_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -69,18 +76,10 @@ def cpu_int8_products() -> str | None:
     (torch's probes read CPUID, as ORT does; /proc/cpuinfo only where torch has no probe): ``"vnni"``
     (AVX512-VNNI, AVX-VNNI or AMX-INT8: one instruction per product), ``"avx2"`` (``vpmaddubsw``, about half
     the rate) or None."""
-    import torch
-
     flags = _cpuinfo_flags()
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_vnni_supported", "_is_amx_tile_supported",
-                                                          "_is_avx2_supported")]
-    if all(p is not None for p in probes):
-        try:
-            vnni, amx, avx2 = (bool(p()) for p in probes)
-        except Exception:  # an unusual build: the kernel's flags alone
-            vnni, amx, avx2 = bool(flags & {"avx512_vnni", "amx_int8"}), False, "avx2" in flags
-    else:
-        vnni, amx, avx2 = bool(flags & {"avx512_vnni", "amx_int8"}), False, "avx2" in flags
+    probed = _torch_probes("_is_vnni_supported", "_is_amx_tile_supported", "_is_avx2_supported")
+    vnni, amx, avx2 = probed if probed is not None else (bool(flags & {"avx512_vnni", "amx_int8"}), False,
+                                                         "avx2" in flags)
     if vnni or amx or (avx2 and "avx_vnni" in flags):
         return "vnni"
     return "avx2" if avx2 else None
