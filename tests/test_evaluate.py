@@ -142,6 +142,9 @@ def test_one_word_recall_is_reported_per_label():
     assert both["1"]["recall"] == 0.5 and both["1"]["gold"] == 2
     assert dup["1"]["recall"] == 1.0 and dup["1"]["precision"] == 1.0 and dup["2"]["recall"] == 0.0
     assert sub["1"]["recall"] == 0.0 and "2" not in sub
+    # over several articles every span counts, whichever label the article before ended on
+    two = by_span_length([["B-SUB", "O", "B-DUP"], ["B-SUB", "O", "B-DUP"]], [["B-SUB", "O", "B-DUP"], ["O"] * 3])
+    assert two["1"]["gold"] == 4 and two["1"]["predicted"] == 2 and two["1"]["recall"] == 0.5
     model = {"spans": {"micro": {"precision": 1.0, "recall": 0.33, "f1": 0.5, "f0.5": 0.7}}, "words": {"f1": 0.5},
              "first_mention_flag_rate": 0.0, "wer": 0.1, "by_span_length_label": {"DUP": dup, "SUB": sub}}
     row = format_summary({"set": {"articles": 1, "model": model, "rule_baseline": {"spans": {}},

@@ -283,6 +283,13 @@ def format_summary(results: dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
+def _length_table(lengths: dict) -> list[str]:
+    """Markdown rows of :func:`corefix.model.metrics.by_span_length`'s figures, header included."""
+    return ["| words | precision | recall | F1 | gold | predicted |", "|---|---|---|---|---|---|"] + [
+        f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['gold']} | {v['predicted']} |"
+        for k, v in lengths.items()]
+
+
 def write_report(result: dict, out_dir: str | Path, title: str = "corefix evaluation") -> Path:
     """``metrics.json``, plots and a markdown report in ``out_dir``."""
     import matplotlib
@@ -323,17 +330,10 @@ def write_report(result: dict, out_dir: str | Path, title: str = "corefix evalua
         lines += ["## Restoration (WER against the original; parts per 100 original words)", "",
                   format_restoration(result["restoration"]), ""]
     if model:
-        lines += ["## By span length (model)", "", "| words | precision | recall | F1 | gold | predicted |",
-                  "|---|---|---|---|---|---|"]
-        for k, v in model["by_span_length"].items():
-            lines.append(f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['gold']} | {v['predicted']} |")
-        lines.append("")
+        lines += ["## By span length (model)", "", *_length_table(model["by_span_length"]), ""]
         for label, name in (("DUP", "misplaced copies"), ("SUB", "substitutions")):
             lines += [f"By span length, {name} only ({label}):", "",
-                      "| words | precision | recall | F1 | gold | predicted |", "|---|---|---|---|---|---|"]
-            for k, v in model.get("by_span_length_label", {}).get(label, {}).items():
-                lines.append(f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['gold']} | {v['predicted']} |")
-            lines.append("")
+                      *_length_table(model.get("by_span_length_label", {}).get(label, {})), ""]
         lines += ["## Recall by drift (model)", "", "| drift | recall | gold spans |", "|---|---|---|"]
         for k, v in model["by_drift"].items():
             lines.append(f"| {k} | {v['recall']:.3f} | {v['gold']} |")

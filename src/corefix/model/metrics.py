@@ -104,10 +104,10 @@ def by_span_length(gold_tags: list[list[str]], pred_tags: list[list[str]], label
         if label is not None:
             gold, pred = {s for s in gold if s[0] == label}, {s for s in pred if s[0] == label}
         for kind, spans in ((0, gold), (1, pred)):
-            for label, a, b in spans:
-                c = counts.setdefault(_length_key(b - a), [0, 0, 0])  # gold, predicted, hits
+            for span in spans:  # (label, first word, end word)
+                c = counts.setdefault(_length_key(span[2] - span[1]), [0, 0, 0])  # gold, predicted, hits
                 c[kind] += 1
-                c[2] += kind == 1 and (label, a, b) in gold
+                c[2] += kind == 1 and span in gold
     out = {}
     for key in sorted(counts):
         g, p, h = counts[key]
