@@ -205,6 +205,7 @@ def test_calibrate_command_rewrites_the_card_from_given_articles(tiny_model, tin
     import shutil
 
     from corefix.cli import main
+    from corefix.model.calibrate import FIRST_MENTION_BIASES
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model[0], model)
@@ -219,6 +220,17 @@ def test_calibrate_command_rewrites_the_card_from_given_articles(tiny_model, tin
     assert after["train_config"] == card["train_config"]  # the rest of the card is kept
     main(["calibrate", "--model", str(model)])  # default: the validation split of the training data
     assert json.loads(capsys.readouterr().out)["data"] == str(tiny_data / "validation.jsonl")
+    # only the first-mention bias chosen again: the rest of the policy and its calibration kept
+    card = json.loads((model / "corefix.json").read_text())
+    card.update({"decoding": "independent", "threshold": 0.95, "first_mention_bias": 7.0})
+    (model / "corefix.json").write_text(json.dumps(card))
+    main(["calibrate", "--model", str(model), "--only-first-mention-bias", "--limit", "3"])
+    capsys.readouterr()
+    after = json.loads((model / "corefix.json").read_text())
+    assert (after["decoding"], after["threshold"], after["split_penalty"]) == ("independent", 0.95, card["split_penalty"])
+    assert after["first_mention_bias"] in FIRST_MENTION_BIASES and after["calibration"]["first_mention_bias_articles"] == 3
+    assert {k: v for k, v in after["calibration"].items() if not k.startswith("first_mention_bias")} == \
+        {k: v for k, v in card["calibration"].items() if not k.startswith("first_mention_bias")}
     for args, message in ((["--data", str(tmp_path / "none.jsonl")], "no such file"), (["--limit", "0"], "--limit"),
                           (["--data", str(tmp_path)], "no such file")):
         with pytest.raises(SystemExit):
@@ -227,6 +239,22 @@ def test_calibrate_command_rewrites_the_card_from_given_articles(tiny_model, tin
     with pytest.raises(SystemExit):
         main(["calibrate", "--model", str(tmp_path / "missing")])
     assert "not found" in capsys.readouterr().err
+
+
+def test_calibration_compares_viterbi_after_tuning_its_split_penalty():
+    """A copy whose second word the model half reads as a new copy: plain thresholds and Viterbi without a
+    split penalty both cut it in two (a tie), Viterbi with the penalty finds it whole, and that is chosen."""
+    import numpy as np
+
+    from corefix.model.calibrate import choose_policy
+
+    probs = np.array([[0.1, 0, 0, 0.9, 0], [0.1, 0, 0, 0.5, 0.4], [1.0, 0, 0, 0, 0]], dtype=np.float32)
+    preds = [WordPredictions([(0, 1), (2, 3), (4, 5)], probs) for _ in range(3)]
+    gold = [["B-DUP", "I-DUP", "O"]] * 3
+    policy, cal = choose_policy(gold, preds, "f1")
+    assert cal["independent"]["f1"] == cal["viterbi"]["f1"] < 1.0  # the tie before the penalty is tuned
+    assert policy.decoding == "viterbi" and policy.split_penalty > 0
+    assert preds[0].tags(policy) == ["B-DUP", "I-DUP", "O"]
 
 
 def test_calibration_for_f05_prefers_precision():
@@ -292,6 +320,42 @@ def test_calibration_keeps_first_mentions_under_the_limit():
     tags = [p.tags(policy) for p in preds]
     assert policy.first_mention_bias > 0 and first_mention_flag_rate(texts, gold, tags)[0] <= FIRST_MENTION_LIMIT
     assert all(t[6] == "B-DUP" for t in tags) and "first_mention_bias" in cal
+
+
+def test_a_first_mention_rate_within_the_limit_is_not_enough_without_the_articles_to_show_it():
+    """The bias is chosen by the confidence bound of its flag rate: one first mention flagged in 120 is under
+    the limit (0.83 %) but proves nothing, so the bias that spares it is chosen although it costs span F1."""
+    import numpy as np
+
+    from corefix.model.calibrate import FIRST_MENTION_LIMIT, choose_policy
+    from corefix.model.metrics import first_mention_flag_rate
+    from corefix.words import split_words
+
+    texts, preds, gold = [], [], []
+    for k in range(60):  # a copy drifted left of its name (a new word, so the bias spares it too)
+        text = f"Then Okafor{k} met Ana{k} . Ana{k} Okafor{k} left ."
+        offsets, words = split_words(text)
+        probs = np.tile(np.array([0.97, 0, 0, 0.03, 0], dtype=np.float32), (len(words), 1))
+        probs[1] = [0.3, 0, 0, 0.7, 0]
+        if k == 0:
+            probs[3] = [0.3, 0, 0, 0.7, 0]  # one genuine first mention flagged
+        texts.append(text)
+        preds.append(WordPredictions(offsets, probs, words))
+        gold.append(["O", "B-DUP"] + ["O"] * (len(words) - 2))
+    policy, cal = choose_policy(gold, preds, "f1", texts)
+    unbiased = cal["first_mention_bias"]["0.0"]
+    assert unbiased["first_mention_flag_rate"] <= FIRST_MENTION_LIMIT < unbiased["flag_rate_bound"]
+    assert policy.first_mention_bias > 0
+    tags = [p.tags(policy) for p in preds]
+    assert first_mention_flag_rate(texts, gold, tags)[0] == 0
+
+
+def test_the_flag_rate_bound_is_wilsons():
+    from corefix.model.calibrate import flag_rate_bound
+
+    assert flag_rate_bound(0.0, 100) == pytest.approx(1.6449 ** 2 / (100 + 1.6449 ** 2), rel=1e-3)
+    assert 0.0 < flag_rate_bound(0.005, 200_000) - 0.005 < 0.0003 < flag_rate_bound(0.005, 2_000) - 0.005
+    assert flag_rate_bound(0.5, 0) == 1.0
 
 
 def test_the_schedule_spans_the_run_under_several_processes(monkeypatch):

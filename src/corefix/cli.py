@@ -143,6 +143,9 @@ def _add_calibrate(sub):
     p.add_argument("--metric", choices=("f1", "f0.5"), default="f1",
                    help="what the chosen policy maximises: span F1, or F0.5 (precision counts twice: fewer genuine "
                         "words deleted, more copies left in)")
+    p.add_argument("--only-first-mention-bias", action="store_true",
+                   help="choose only the first-mention bias again, keeping the rest of the card's policy (its "
+                        "flag rate's confidence bound wants more articles: e.g. --limit 800)")
     p.set_defaults(func=_run_calibrate)
 
 
@@ -163,7 +166,7 @@ def _run_calibrate(args):
         data, records = _training_split(model_dir, "validation", args.limit)
     if not records:
         raise UserError(f"{data}: no records")
-    card = calibrate(model_dir, records, args.metric)
+    card = calibrate(model_dir, records, args.metric, args.only_first_mention_bias)
     info = card.calibration_info()
     print(json.dumps({"model": str(model_dir), "data": str(data), **info}, indent=2))
 
@@ -242,6 +245,25 @@ def _run_package_model(args):
         raise UserError(str(e)) from None
     size = sum(f.stat().st_size for f in Path(args.out).iterdir() if f.is_file())
     print(json.dumps({"out": args.out, "bytes": size, "release": card.release}, indent=2))
+
+
+def _add_average(sub):
+    p = sub.add_parser("average", help="average the weights of models fine-tuned from one another (a model soup)")
+    p.add_argument("--models", nargs="+", required=True, help="two or more trained model directories")
+    p.add_argument("--out", required=True, help="the averaged model's directory (then calibrate it and fit its heads)")
+    p.set_defaults(func=_run_average)
+
+
+def _run_average(args):
+    from .model.average import average_models
+    from .model.network import check_model_dir
+
+    dirs = [check_model_dir(m) for m in args.models]
+    try:
+        card = average_models(dirs, args.out)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    print(json.dumps({"out": args.out, "averaged_from": card.training["averaged_from"]}, indent=2))
 
 
 def _add_adapt(sub):
@@ -489,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_make_dataset, _add_train, _add_calibrate, _add_fit_heads, _add_package_model, _add_evaluate,
-                _add_predict, _add_benchmark, _add_restore_corpus, _add_adapt):
+                _add_predict, _add_benchmark, _add_restore_corpus, _add_adapt, _add_average):
         add(sub)
     return parser
 

@@ -2,15 +2,21 @@
 
 Candidates: plain arg-max, then each decoding (:data:`corefix.model.decode.DECODINGS`)
 at each threshold of :data:`corefix.model.metrics.THRESHOLDS`; for Viterbi
-decoding, then each of :data:`SPLIT_PENALTIES` at the chosen threshold. The
-policy with the best micro span score (``metric``: ``f1`` or ``f0.5``) is
-written into the model card with every candidate's score.
+decoding, then each of :data:`SPLIT_PENALTIES` at its best threshold, and
+glued copies on or off. Each decoding is compared at its own best settings
+(Viterbi's penalty used to be tuned only where Viterbi had already won at
+its threshold alone, which could leave a better Viterbi policy untried). The policy with the best micro span score
+(``metric``: ``f1`` or ``f0.5``) is written into the model card with every
+candidate's score.
 
 Last, the first-mention bias (:class:`corefix.model.decode.DecodePolicy`):
-the best-scoring of :data:`FIRST_MENTION_BIASES` among those that flag at
-most :data:`FIRST_MENTION_LIMIT` of the validation articles' first mentions
-(the lowest flag rate when none does). A name's first mention is never a copy,
-and deleting it costs a reader the lede, so this is a limit, not a trade.
+the best-scoring of :data:`FIRST_MENTION_BIASES` among those whose share of
+the validation articles' first mentions flagged is, with 95 % confidence
+(the one-sided upper bound of its Wilson interval), at most
+:data:`FIRST_MENTION_LIMIT` (the lowest flag rate when none is). A name's
+first mention is never a copy, and deleting it costs a reader the lede, so
+this is a limit, not a trade; the bound, not the rate, keeps the choice
+within it on articles the calibration did not see.
 
 Then, given clean articles (the validation articles' undamaged originals),
 the article gate: among :data:`ARTICLE_GATES` whose span score is within
@@ -30,8 +36,9 @@ from .inference import Detector
 from .metrics import METRICS, best_threshold, first_mention_flag_rate, micro, span_scores
 
 SPLIT_PENALTIES = (0.0, 0.25, 0.5, 0.75, 1.0)  # log-odds against two adjacent spans
-FIRST_MENTION_BIASES = (0.0, 0.5, 1.0, 2.0, 3.0)  # log-odds for O on a capitalised word new to the article
-FIRST_MENTION_LIMIT = 0.005  # the share of validation first mentions a chosen policy may flag
+FIRST_MENTION_BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # log-odds for O on a capitalised word new to the article
+FIRST_MENTION_LIMIT = 0.01  # the share of first mentions a chosen policy may flag (issue #22's target), at 95 %
+FIRST_MENTION_CONFIDENCE = 0.95  # how sure the validation articles must make it (one-sided)
 ARTICLE_GATES = (0.0, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999)  # P(inserted) some flag of an article must reach
 GATE_COST = 0.01  # the span score a gate may cost on damaged articles
 CLEAN_LIMIT = 0.02  # the share of clean articles with any flag that a chosen gate aims under
@@ -44,8 +51,7 @@ def choose_policy(gold: list[list[str]], predictions, metric: str = "f1",
     With the articles' ``texts``, the first-mention bias is chosen too; with predictions on ``clean``
     articles (no span to find), the article gate.
     """
-    if metric not in METRICS:
-        raise ValueError(f"unknown calibration metric {metric!r} (use {', '.join(METRICS)})")
+    _check_metric(metric)
 
     def score(policy):
         return micro(span_scores(gold, [p.tags(policy) for p in predictions]), metric)
@@ -53,24 +59,31 @@ def choose_policy(gold: list[list[str]], predictions, metric: str = "f1",
     argmax = DecodePolicy("independent", None)
     calibration = {"articles": len(gold), "metric": metric, "argmax_" + metric: score(argmax)}
     choice, best = argmax, calibration["argmax_" + metric]
-    for decoding in DECODINGS:
+    for decoding in DECODINGS:  # each decoding at its own best settings, then the best of them
         threshold, value = best_threshold(gold, predictions, DecodePolicy(decoding), metric=metric)
         calibration[decoding] = {"best_threshold": threshold, metric: value}
+        policy = DecodePolicy(decoding, threshold)
+        if decoding == "viterbi":  # at that threshold: the penalty on adjacent spans, then glued copies
+            tried = {k: score(DecodePolicy("viterbi", threshold, k)) for k in SPLIT_PENALTIES}
+            penalty = max(tried, key=lambda k: (tried[k], -k))
+            policy = DecodePolicy("viterbi", threshold, penalty)
+            calibration["viterbi"][f"split_penalty_{metric}"] = {str(k): v for k, v in tried.items()}
+            glued = {g: score(dataclasses.replace(policy, glued_copies=g)) for g in (False, True)}
+            policy = dataclasses.replace(policy, glued_copies=glued[True] > glued[False])  # only where it gains
+            calibration["viterbi"][f"glued_copies_{metric}"] = {str(g): v for g, v in glued.items()}
+            value = max(glued.values())
         if value > best:
-            choice, best = DecodePolicy(decoding, threshold), value
-    if choice.decoding == "viterbi":  # then at that threshold: the penalty on adjacent spans
-        tried = {k: score(DecodePolicy("viterbi", choice.threshold, k)) for k in SPLIT_PENALTIES}
-        penalty = max(tried, key=lambda k: (tried[k], -k))
-        choice = DecodePolicy("viterbi", choice.threshold, penalty)
-        calibration["viterbi"][f"split_penalty_{metric}"] = {str(k): v for k, v in tried.items()}
-        glued = {g: score(dataclasses.replace(choice, glued_copies=g)) for g in (False, True)}
-        choice = dataclasses.replace(choice, glued_copies=glued[True] > glued[False])  # only where it gains
-        calibration["viterbi"][f"glued_copies_{metric}"] = {str(g): v for g, v in glued.items()}
+            choice, best = policy, value
     if texts is not None:
         choice = _first_mention_bias(gold, predictions, metric, texts, choice, calibration)
     if clean:
         choice = _article_gate(gold, predictions, metric, clean, choice, calibration)
     return choice, calibration
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise ValueError(f"unknown calibration metric {metric!r} (use {', '.join(METRICS)})")
 
 
 def _article_gate(gold, predictions, metric, clean, choice: DecodePolicy, calibration: dict) -> DecodePolicy:
@@ -97,22 +110,46 @@ def _first_mention_bias(gold, predictions, metric, texts, choice: DecodePolicy, 
     tried = {}
     for bias in FIRST_MENTION_BIASES:
         tags = [p.tags(dataclasses.replace(choice, first_mention_bias=bias)) for p in predictions]
-        tried[bias] = (micro(span_scores(gold, tags), metric), first_mention_flag_rate(texts, gold, tags)[0])
-    within = [b for b in tried if tried[b][1] <= FIRST_MENTION_LIMIT]
+        rate, firsts = first_mention_flag_rate(texts, gold, tags)
+        tried[bias] = (micro(span_scores(gold, tags), metric), rate, flag_rate_bound(rate, firsts))
+    within = [b for b in tried if tried[b][2] <= FIRST_MENTION_LIMIT]
     bias = (max(within, key=lambda b: (tried[b][0], -b)) if within
             else min(tried, key=lambda b: (tried[b][1], -tried[b][0])))
-    calibration["first_mention_bias"] = {str(b): {metric: v, "first_mention_flag_rate": r} for b, (v, r) in tried.items()}
+    calibration["first_mention_bias"] = {str(b): {metric: v, "first_mention_flag_rate": r, "flag_rate_bound": u}
+                                         for b, (v, r, u) in tried.items()}
     return dataclasses.replace(choice, first_mention_bias=bias)
 
 
-def calibrate(model_dir: str | Path, records: list[dict], metric: str = "f1") -> ModelCard:
-    """Choose the policy of the model in ``model_dir`` on ``records`` (labelled articles); rewrite its card."""
+def flag_rate_bound(rate: float, n: int, confidence: float = FIRST_MENTION_CONFIDENCE) -> float:
+    """The one-sided upper ``confidence`` bound on a flag rate measured as ``rate`` of ``n`` (Wilson score
+    interval, scipy's); 1.0 when nothing was measured."""
+    if n <= 0:
+        return 1.0
+    from scipy.stats import binomtest
+
+    interval = binomtest(round(rate * n), n).proportion_ci(2 * confidence - 1, method="wilson")
+    return float(interval.high)
+
+
+def calibrate(model_dir: str | Path, records: list[dict], metric: str = "f1",
+              only_first_mention_bias: bool = False) -> ModelCard:
+    """Choose the policy of the model in ``model_dir`` on ``records`` (labelled articles); rewrite its card.
+
+    With ``only_first_mention_bias``, only the first-mention bias is chosen again, at the rest of the card's
+    policy, which is kept with its calibration: a flag rate's bound needs more articles than the other knobs.
+    """
+    _check_metric(metric)
     detector = Detector.load(model_dir)
     predictions = detector.predict([r["text"] for r in records])
-    # the undamaged originals (in the damaged text's surface style): articles that must come back untouched
-    clean = detector.predict([r["original"] for r in records if r.get("original")])
-    policy, calibration = choose_policy([r["tags"] for r in records], predictions, metric,
-                                        [r["text"] for r in records], clean)
+    gold, texts = [r["tags"] for r in records], [r["text"] for r in records]
+    if only_first_mention_bias:
+        calibration = dict(detector.card.calibration)
+        policy = _first_mention_bias(gold, predictions, metric, texts, detector.card.policy, calibration)
+        calibration["first_mention_bias_articles"] = len(records)
+    else:
+        # the undamaged originals (in the damaged text's surface style): articles that must come back untouched
+        clean = detector.predict([r["original"] for r in records if r.get("original")])
+        policy, calibration = choose_policy(gold, predictions, metric, texts, clean)
     card = detector.card.with_policy(policy, calibration)
     card.save(model_dir)
     return card
