@@ -28,19 +28,19 @@ def average_models(model_dirs: list[str | Path], out_dir: str | Path) -> ModelCa
     if len(model_dirs) < 2:
         raise ValueError("averaging needs at least two models")
     first, tokenizer, card = load_trained(model_dirs[0])
-    total = {k: v.detach().double() for k, v in first.state_dict().items() if v.is_floating_point()}
+    base = first.state_dict()
+    total = {k: v.detach().double() for k, v in base.items() if v.is_floating_point()}
     for path in model_dirs[1:]:
         model, _, other = load_trained(path)
         differ = [f for f in SAME_FIELDS if getattr(other, f) != getattr(card, f)]
         if differ:
             raise ValueError(f"{path}: its card differs from {model_dirs[0]}'s in {', '.join(differ)}: not averaged")
         state = model.state_dict()
-        if set(state) != set(first.state_dict()) or any(state[k].shape != v.shape for k, v in total.items()):
+        if set(state) != set(base) or any(state[k].shape != v.shape for k, v in total.items()):
             raise ValueError(f"{path}: not the same network as {model_dirs[0]} (other tensors or shapes)")
         for k in total:
             total[k] += state[k].detach().double()
-    dtypes = {k: v.dtype for k, v in first.state_dict().items()}
-    first.load_state_dict({k: (v / len(model_dirs)).to(dtypes[k]) for k, v in total.items()}, strict=False)
+    first.load_state_dict({k: (v / len(model_dirs)).to(base[k].dtype) for k, v in total.items()}, strict=False)
     card = dataclasses.replace(card, calibration={}, heads={}, release={}, weights={},
                                training={**card.training, "averaged_from": [str(p) for p in model_dirs]})
     save_trained(first, tokenizer, card, Path(out_dir))

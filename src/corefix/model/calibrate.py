@@ -5,9 +5,9 @@ at each threshold of :data:`corefix.model.metrics.THRESHOLDS`; for Viterbi
 decoding, then each of :data:`SPLIT_PENALTIES` at its best threshold, and
 glued copies on or off. Each decoding is compared at its own best settings
 (Viterbi's penalty used to be tuned only where Viterbi had already won at
-its threshold alone, which could leave a better Viterbi policy untried). The policy with the best micro span score
-(``metric``: ``f1`` or ``f0.5``) is written into the model card with every
-candidate's score.
+its threshold alone, which could leave a better Viterbi policy untried).
+The policy with the best micro span score (``metric``: ``f1`` or ``f0.5``)
+is written into the model card with every candidate's score.
 
 Last, the first-mention bias (:class:`corefix.model.decode.DecodePolicy`):
 the best-scoring of :data:`FIRST_MENTION_BIASES` among those whose share of
