@@ -20,14 +20,19 @@ from .network import save_compact
 SCORE_KEYS = ("precision", "recall", "f1", "f0.5")
 
 
-def test_scores(eval_dir: str | Path) -> dict[str, dict]:
-    """The model's headline figures in each ``metrics.json`` under ``eval_dir`` (one per test set)."""
+def test_scores(eval_dirs: str | Path | list) -> dict[str, dict]:
+    """The model's headline figures in each ``metrics.json`` under ``eval_dirs`` (one folder or several; one
+    ``metrics.json`` per test set). A set of clean articles only (no gold span) also records the share of its
+    articles with any flag, the figure a release is judged by there."""
     out = {}
-    for path in sorted(Path(eval_dir).glob("*/metrics.json")):
+    dirs = [eval_dirs] if isinstance(eval_dirs, (str, Path)) else list(eval_dirs)
+    for path in sorted(p for d in dirs for p in Path(d).glob("*/metrics.json")):
         result = json.loads(path.read_text(encoding="utf-8"))
         model = result.get("model")
         if not model:
             continue
+        if path.parent.name in out:
+            raise ValueError(f"two evaluations of the test set {path.parent.name!r} ({path.parent}): give one")
         spans = model["spans"]
         row = {"data": result.get("data"), "articles": result["articles"],
                **{f"span_{k}": round(spans.get("micro", {}).get(k, 0.0), 4) for k in SCORE_KEYS},
@@ -37,6 +42,8 @@ def test_scores(eval_dir: str | Path) -> dict[str, dict]:
                "first_mentions_flagged": round(model["first_mention_flag_rate"], 4),
                "wer_input": round(result["input"]["wer"], 4), "wer_model": round(model["wer"], 4),
                "wer_oracle": round(result["oracle"]["wer"], 4)}
+        if not spans.get("micro", {}).get("support") and model.get("clean_articles"):
+            row["clean_articles_flagged"] = round(model["clean_flag_rate"], 4)
         heads_row = result.get("restoration", {}).get("rows", {}).get("model, heads, gaps drop")
         if heads_row:
             row["wer_model_heads"] = round(heads_row["wer"], 4)
@@ -61,19 +68,31 @@ class NotBetter(ValueError):
     """A new model that does not beat the released one on every test set."""
 
 
+def not_better(name: str, new: dict[str, dict], old_row: dict) -> str | None:
+    """Why ``new`` is not better than ``old_row`` on the test set ``name`` (None when it is): higher span F1, or,
+    on a set of clean articles, no larger share of them flagged (0 % cannot be bettered)."""
+    if name not in new:
+        return f"{name}: not evaluated"
+    if "clean_articles_flagged" in old_row:
+        flagged = new[name].get("clean_articles_flagged")
+        if flagged is None or flagged > old_row["clean_articles_flagged"]:
+            return f"{name}: clean articles flagged {flagged} against {old_row['clean_articles_flagged']}"
+        return None
+    if new[name]["span_f1"] <= old_row["span_f1"]:
+        return f"{name}: span F1 {new[name]['span_f1']:.4f} against {old_row['span_f1']:.4f}"
+    return None
+
+
 def check_better(new: dict[str, dict], old: dict[str, dict]) -> None:
-    """Raise :class:`NotBetter` unless ``new`` beats ``old`` in span F1 on every test set ``old`` was scored on."""
-    if not old:
-        return
-    worse = [f"{name}: span F1 {new[name]['span_f1']:.4f} against {row['span_f1']:.4f}" if name in new
-             else f"{name}: not evaluated" for name, row in old.items()
-             if name not in new or new[name]["span_f1"] <= row["span_f1"]]
+    """Raise :class:`NotBetter` unless ``new`` is better than ``old`` on every test set ``old`` was scored on
+    (:func:`not_better`)."""
+    worse = [why for name, row in old.items() if (why := not_better(name, new, row))]
     if worse:
         raise NotBetter("the new model is not better on every test set than the released one, which is kept "
                         f"({'; '.join(worse)}); --force replaces it anyway")
 
 
-def package_model(model_dir: str | Path, out_dir: str | Path, eval_dir: str | Path | None = None,
+def package_model(model_dir: str | Path, out_dir: str | Path, eval_dir: str | Path | list | None = None,
                   command: str | None = None, config: str | None = None, force: bool = False) -> ModelCard:
     """Write ``model_dir`` compactly into ``out_dir`` with its release record; returns the card written.
 

@@ -1,0 +1,43 @@
+"""The release rule of `corefix package-model`: a released model is replaced only by one better on every test set
+it was scored on, span F1 on damaged sets and the share of articles flagged on clean ones."""
+import json
+
+import pytest
+
+from corefix.model.release import NotBetter, check_better, test_scores as read_test_scores
+
+
+def _metrics(folder, name, f1, support, clean_rate=0.0, clean_articles=0):
+    spans = {"micro": {"precision": f1, "recall": f1, "f1": f1, "f0.5": f1, "support": support}}
+    model = {"spans": spans, "words": {"f1": f1}, "first_mention_flag_rate": 0.0, "wer": 0.1,
+             "clean_flag_rate": clean_rate, "clean_articles": clean_articles}
+    out = folder / name
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text(json.dumps({"data": f"data/{name}.jsonl", "articles": 10, "model": model,
+                                                  "input": {"wer": 0.2}, "oracle": {"wer": 0.0}}))
+
+
+def test_scores_are_read_from_several_folders_and_a_clean_set_records_its_flagged_share(tmp_path):
+    _metrics(tmp_path / "eval", "seed-test", 0.9, 100, clean_rate=0.5, clean_articles=2)  # a few clean among damaged
+    _metrics(tmp_path / "families", "clean-test", 0.0, 0, clean_rate=0.57, clean_articles=100)
+    scores = read_test_scores([tmp_path / "eval", tmp_path / "families"])
+    assert set(scores) == {"seed-test", "clean-test"}
+    assert scores["clean-test"]["clean_articles_flagged"] == 0.57
+    assert "clean_articles_flagged" not in scores["seed-test"]  # judged by span F1 there
+    assert read_test_scores(tmp_path / "eval").keys() == {"seed-test"}  # one folder, as before
+    _metrics(tmp_path / "again", "seed-test", 0.8, 100)
+    with pytest.raises(ValueError, match="two evaluations of the test set 'seed-test'"):
+        read_test_scores([tmp_path / "eval", tmp_path / "again"])
+
+
+def test_a_model_must_be_better_on_every_set_clean_ones_included():
+    old = {"seed": {"span_f1": 0.90}, "clean": {"span_f1": 0.0, "clean_articles_flagged": 0.57}}
+    check_better({"seed": {"span_f1": 0.91}, "clean": {"span_f1": 0.0, "clean_articles_flagged": 0.50}}, old)
+    check_better({"seed": {"span_f1": 0.91}, "clean": {"span_f1": 0.0, "clean_articles_flagged": 0.57}}, old)
+    with pytest.raises(NotBetter, match="clean: clean articles flagged 0.67 against 0.57"):
+        check_better({"seed": {"span_f1": 0.91}, "clean": {"span_f1": 0.0, "clean_articles_flagged": 0.67}}, old)
+    with pytest.raises(NotBetter, match="seed: span F1 0.9000 against 0.9000"):
+        check_better({"seed": {"span_f1": 0.90}, "clean": {"span_f1": 0.0, "clean_articles_flagged": 0.5}}, old)
+    with pytest.raises(NotBetter, match="clean: not evaluated"):
+        check_better({"seed": {"span_f1": 0.95}}, old)
+    check_better({"anything": {"span_f1": 0.1}}, {})  # nothing released yet: nothing to beat
