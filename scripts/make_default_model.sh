@@ -42,7 +42,7 @@ python scripts/train.py --config configs/mixed-finetune.yaml model=$STAGE2/packe
     seed=43 learning_rate=5e-5
 python scripts/average.py --models $STAGE3/best $STAGE2/packed --out $RUN/best
 python scripts/calibrate.py --model $RUN/best
-python -c "import sys; from corefix.model.card import ModelCard; c = ModelCard.load(sys.argv[1]); c.article_gate = 0.0; c.save(sys.argv[1])" $RUN/best
+python -c "import sys; from corefix.model.card import ModelCard; c = ModelCard.load(sys.argv[1]); c.article_gate = c.gate_density = 0.0; c.save(sys.argv[1])" $RUN/best
 python scripts/calibrate.py --model $RUN/best --only-first-mention-bias --limit 800
 python scripts/fit_heads.py --model $RUN/best --data data/bbc-mix4 data/us-mix3 --train-limit 2000
 python scripts/package_model.py --model $RUN/best --out $RUN/packed

@@ -66,6 +66,21 @@ def test_options_override_the_cards_policy_only_where_set():
     assert InferenceOptions(decoding="independent").policy(base).decoding == "independent"
     assert InferenceOptions(article_gate=0.99).policy(base).article_gate == 0.99
     assert InferenceOptions(article_gate=0.0).policy(DecodePolicy(article_gate=0.998)).article_gate == 0.0
+    assert InferenceOptions(gate_density=0.4).policy(base).gate_density == 0.4
+    assert InferenceOptions().policy(DecodePolicy(article_gate=0.9, gate_density=0.4)).gate_density == 0.4
+
+
+def test_a_card_with_a_gate_density_is_refused_by_readers_that_would_ignore_it(tmp_path):
+    """A reader that knows no ``gate_density`` would gate on the surest flag alone, flagging clean articles the card
+    was calibrated to leave alone: a card using one says it needs card format 5; one without stays readable by 4."""
+    card = ModelCard(article_gate=0.9, gate_density=0.4)
+    card.save(tmp_path)
+    saved = json.loads((tmp_path / CARD_FILE).read_text())
+    assert saved["needs_reader"] == 5 and saved["gate_density"] == 0.4
+    again = ModelCard.load(tmp_path)
+    assert again.policy.gate_density == 0.4 and again.policy.article_gate == 0.9
+    ModelCard(article_gate=0.9).save(tmp_path)
+    assert json.loads((tmp_path / CARD_FILE).read_text())["needs_reader"] == 1
 
 
 def test_auto_precision_narrows_the_overlap_unless_it_is_given():
@@ -83,6 +98,7 @@ def test_auto_precision_narrows_the_overlap_unless_it_is_given():
 @pytest.mark.parametrize("kwargs, fragment", [({"precision": "fp8"}, "precision"), ({"decoding": "greedy"}, "decoding"),
                                               ({"threshold": 1.0}, "threshold"), ({"batch_size": 0}, "batch size"),
                                               ({"overlap": -1}, "overlap"), ({"article_gate": 1.0}, "article gate"),
+                                              ({"gate_density": -0.1}, "gate density"),
                                               ({"runtime": "tensorrt"}, "runtime")])
 def test_bad_options_are_refused(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):

@@ -309,6 +309,11 @@ def test_evaluate_several_files_and_real_quotes(model_dir, tiny_data, tmp_path, 
     sub = sorted(p.name for p in (tmp_path / "eval").iterdir())
     assert len([s for s in sub if (tmp_path / "eval" / s / "metrics.json").is_file()]) == 2
     assert (tmp_path / "eval" / "summary.md").read_text().count("\n") == 4
+    code, out, err = run_cli(["evaluate", "--model", model_dir, "--data", data[1], "--article-gate", "0.9",
+                              "--gate-density", "0.5", "--out", str(tmp_path / "gated")], capsys)
+    assert code == 0, err  # the policy that made the figures is recorded beside them
+    metrics = json.loads((tmp_path / "gated").read_text())["model"]  # one data file: --out is the metrics file
+    assert (metrics["article_gate"], metrics["gate_density"]) == (0.9, 0.5)
     code, _, err = run_cli(["evaluate", "--model", model_dir], capsys)
     assert code == 2 and "--data" in err
 

@@ -446,6 +446,72 @@ def test_the_article_gate_drops_an_article_of_lukewarm_flags_only():
     assert len(pred.spans(DecodePolicy("independent", 0.5, article_gate=0.9))) == 2
 
 
+def test_a_gate_density_asks_a_long_article_for_more_sure_spans():
+    """With a density, an article keeps its spans only if it holds that many sure ones per 100 words (one at
+    least): one sure flag carries a 10-word article at 10 per 100 words, not at 20, and not a 1,000-word one at
+    0.4 (four needed); density 0 is the plain gate (one sure flag anywhere)."""
+    import numpy as np
+
+    from corefix.model.decode import DecodePolicy, gate_article, passes_gate
+
+    sure, lukewarm, plain = [0.05, 0, 0, 0.95, 0], [0.4, 0, 0, 0.6, 0], [0.99, 0, 0, 0.01, 0]
+    probs = np.array([sure, plain, lukewarm] + [plain] * 7, dtype=np.float32)
+    tags = ["B-DUP", "O", "B-DUP"] + ["O"] * 7
+    assert gate_article(probs, tags, 0.9, 0.0) == tags
+    assert gate_article(probs, tags, 0.9, 10.0) == tags
+    assert gate_article(probs, tags, 0.9, 20.0) == ["O"] * 10  # two sure spans needed; the lukewarm one is not
+    assert passes_gate([0.95, 0.97, 0.99], 1000, 0.9, 0.0) and not passes_gate([0.95, 0.97, 0.99], 1000, 0.9, 0.4)
+    assert passes_gate([0.95, 0.97, 0.99, 0.91], 1000, 0.9, 0.4)
+    assert passes_gate([0.5], 1000, 0.0, 0.4)  # no gate: the density is not read
+    pred = WordPredictions([(i, i + 1) for i in range(10)], probs)
+    assert pred.spans(DecodePolicy("independent", 0.5, article_gate=0.9, gate_density=20.0)) == []
+    assert len(pred.spans(DecodePolicy("independent", 0.5, article_gate=0.9, gate_density=10.0))) == 2
+
+
+def _one_sure_flag_per_clean_article():
+    """Damaged articles holding three sure copies in 500 words, clean ones a single false flag as sure (0.999):
+    no plain gate tells them apart, a density of 0.3 to 0.5 sure spans per 100 words does."""
+    import numpy as np
+
+    copy, word = [0.001, 0, 0, 0.999, 0], [1.0, 0, 0, 0, 0]
+    dense = np.array([copy, word, copy, word, copy] + [word] * 495, dtype=np.float32)
+    single = np.array([copy] + [word] * 499, dtype=np.float32)
+    offsets = [(i, i + 1) for i in range(500)]
+    gold_dense = ["B-DUP", "O", "B-DUP", "O", "B-DUP"] + ["O"] * 495
+    return dense, single, offsets, gold_dense
+
+
+def test_calibration_chooses_a_density_where_clean_articles_hold_one_sure_false_flag():
+    from corefix.model.calibrate import choose_policy
+
+    dense, single, offsets, gold_dense = _one_sure_flag_per_clean_article()
+    preds = [WordPredictions(offsets, dense) for _ in range(5)]
+    cleans = [WordPredictions(offsets, single) for _ in range(5)]
+    policy, cal = choose_policy([gold_dense] * 5, preds, "f1", clean=cleans)
+    assert policy.article_gate > 0 and policy.gate_density > 0
+    assert cal["article_gate"]["0.0"]["clean_flag_rate"] == 1.0 and cal["article_gate"]["0.999"]["clean_flag_rate"] == 1.0
+    assert not any(any(t != "O" for t in c.tags(policy)) for c in cleans)
+    assert all(p.tags(policy) == gold_dense for p in preds)
+
+
+def test_a_gate_may_not_drop_a_sparse_profile_the_pooled_score_hides():
+    """200 dense articles and two of a profile whose one copy is all they hold: a density gate would cost the pool
+    0.2 points of span F1 and that profile every span. Given the profiles, calibration refuses it (and no other gate spares the
+    clean articles, so none is chosen); without them it takes the density gate."""
+    from corefix.model.calibrate import choose_policy
+
+    dense, single, offsets, gold_dense = _one_sure_flag_per_clean_article()
+    preds = [WordPredictions(offsets, dense) for _ in range(200)] + [WordPredictions(offsets, single) for _ in range(2)]
+    gold = [gold_dense] * 200 + [["B-DUP"] + ["O"] * 499] * 2
+    cleans = [WordPredictions(offsets, single) for _ in range(5)]
+    groups = ["seed"] * 200 + ["sparse"] * 2
+    assert choose_policy(gold, preds, "f1", clean=cleans)[0].gate_density > 0
+    policy, cal = choose_policy(gold, preds, "f1", clean=cleans, groups=groups)
+    assert (policy.article_gate, policy.gate_density) == (0.0, 0.0)
+    assert cal["article_gate"]["groups"] == {"seed": 200, "sparse": 2}
+    assert cal["article_gate"]["0.9@0.3"]["by_group"]["sparse"] == 0.0
+
+
 def test_an_article_is_never_restored_to_nothing():
     """A one-word text the model calls a copy ("secret" alone scored DUP 0.93 with the shipped model) keeps its
     word: every word with a letter or digit flagged drops the flags, in both decoders; one word left keeps them."""

@@ -27,7 +27,8 @@ INFERENCE_FLAGS = {  # the flags of every command that runs a trained model, and
     "--overlap": ({"type": int}, f"tokens shared by neighbouring windows (default: the training stride, at most {AUTO_OVERLAP} with --precision auto; fewer is faster, a few words near window edges then see less context)"),
     "--precision": ({"choices": PRECISIONS, "default": "fp32"}, f"inference precision (default: fp32, auto for restore-corpus): fp32 exact; bf16 faster where the CPU computes it natively (AVX512-BF16, AMX) or on a GPU, much slower where it is emulated (a warning says so); int8 faster on CPU (on the onnx runtime at 0.1-0.8 points of span F1, measured in docs/benchmarks.md); auto: the fastest path for this hardware (int8 on ONNX Runtime where the CPU has AVX2, VNNI or AMX, else fp32 there; without onnxruntime bf16 where native, else fp32), with windows overlapping by at most {AUTO_OVERLAP} tokens"),
     "--runtime": ({"choices": RUNTIMES, "default": "auto"}, "what runs the network: onnx (ONNX Runtime, the onnx extra: exported once and cached beside the model), torch, or auto (onnx on a CPU where onnxruntime is installed, else torch; the default)"),
-    "--article-gate": ({"type": float}, "an article keeps its spans only if one flagged word has P(inserted) >= this: fewer false flags in undamaged articles, some copies missed in damaged ones (0: no gate; default: the card's, none for the shipped model; docs/results.md measures 0.98 and 0.99)"),
+    "--article-gate": ({"type": float}, "an article keeps its spans only if one flagged word has P(inserted) >= this: fewer false flags in undamaged articles, some copies missed in damaged ones (0: no gate; default: the card's, none for the shipped model; docs/results.md measures --article-gate 0.9 --gate-density 0.5, calibration's choice for the shipped model, for a corpus of many undamaged articles)"),
+    "--gate-density": ({"type": float}, "with --article-gate (or the card's gate): an article keeps its spans only if it holds at least this many spans per 100 words that reach the gate: undamaged articles draw a false flag or two, damaged ones many (0: one is enough; default: the card's; docs/results.md measures --article-gate 0.9 --gate-density 0.5: 1-3 %% of undamaged articles flagged)"),
     "--decoding": ({"choices": DECODINGS}, "read tags off the probabilities as the best valid IOB2 path, or word by word (default: the one chosen in training)"),
     "--gaps": ({"choices": GAP_MODES, "default": "drop"}, "where a removed copy had destroyed words: drop (delete the copy, the default), mark (put […] there) or fill (the destroyed words, where the gap head is confident above the threshold chosen on validation data; needs a model with span heads)"),
 }
@@ -51,9 +52,11 @@ def _inference_options(args):
         raise UserError("--overlap must be 0 or more")
     if args.article_gate is not None and not 0.0 <= args.article_gate < 1.0:
         raise UserError("--article-gate must be at least 0 and below 1")
+    if args.gate_density is not None and not 0.0 <= args.gate_density <= 100.0:
+        raise UserError("--gate-density must be between 0 and 100 (spans per 100 words)")
     return InferenceOptions(batch_size=args.batch_size, threshold=args.threshold, precision=args.precision,
                             overlap=args.overlap, decoding=args.decoding, runtime=args.runtime,
-                            article_gate=args.article_gate)
+                            article_gate=args.article_gate, gate_density=args.gate_density)
 
 
 def _restore_options(args):

@@ -19,10 +19,14 @@ this is a limit, not a trade; the bound, not the rate, keeps the choice
 within it on articles the calibration did not see.
 
 Then, given clean articles (the validation articles' undamaged originals),
-the article gate: among :data:`ARTICLE_GATES` whose span score is within
-:data:`GATE_COST` of the best, the best-scoring one that flags at most
-:data:`CLEAN_LIMIT` of the clean articles (the smallest gate on a tie), else
-the one that flags the fewest.
+the article gate, each of :data:`ARTICLE_GATES` with each of
+:data:`GATE_DENSITIES` (sure spans per 100 words an article must hold): among
+those whose span score is within :data:`GATE_COST` of the best, and within
+:data:`GATE_COST` of no gate on each group of articles given (a damage
+profile: a gate tuned on the pooled score could drop a sparse profile's
+articles whole, unseen among the dense ones), the best-scoring one that flags
+at most :data:`CLEAN_LIMIT` of the clean articles (the mildest on a tie),
+else the one that flags the fewest.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import dataclasses
 from pathlib import Path
 
 from .card import ModelCard
-from .decode import DECODINGS, DecodePolicy, gate_article
+from .decode import DECODINGS, DecodePolicy, passes_gate, span_confidences
 from .inference import Detector
 from .metrics import METRICS, best_threshold, first_mention_flag_rate, micro, span_scores
 
@@ -40,16 +44,19 @@ FIRST_MENTION_BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # log-odds for O on a cap
 FIRST_MENTION_LIMIT = 0.01  # the share of first mentions a chosen policy may flag (issue #22's target), at 95 %
 FIRST_MENTION_CONFIDENCE = 0.95  # how sure the validation articles must make it (one-sided)
 ARTICLE_GATES = (0.0, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999)  # P(inserted) some flag of an article must reach
-GATE_COST = 0.01  # the span score a gate may cost on damaged articles
+GATE_DENSITIES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)  # sure spans per 100 words (0: one is enough)
+GATE_COST = 0.01  # the span score a gate may cost on damaged articles, pooled and in each group
 CLEAN_LIMIT = 0.02  # the share of clean articles with any flag that a chosen gate aims under
 
 
 def choose_policy(gold: list[list[str]], predictions, metric: str = "f1",
-                  texts: list[str] | None = None, clean=None) -> tuple[DecodePolicy, dict]:
+                  texts: list[str] | None = None, clean=None, groups: list[str] | None = None
+                  ) -> tuple[DecodePolicy, dict]:
     """The best decoding policy for ``predictions`` against ``gold``, and every candidate's score.
 
     With the articles' ``texts``, the first-mention bias is chosen too; with predictions on ``clean``
-    articles (no span to find), the article gate.
+    articles (no span to find), the article gate, held to its cost on each of the articles' ``groups``
+    (one name per article, e.g. its damage profile) as well as on all of them.
     """
     _check_metric(metric)
 
@@ -77,7 +84,7 @@ def choose_policy(gold: list[list[str]], predictions, metric: str = "f1",
     if texts is not None:
         choice = _first_mention_bias(gold, predictions, metric, texts, choice, calibration)
     if clean:
-        choice = _article_gate(gold, predictions, metric, clean, choice, calibration)
+        choice = _article_gate(gold, predictions, metric, clean, choice, calibration, groups)
     return choice, calibration
 
 
@@ -86,24 +93,41 @@ def _check_metric(metric: str) -> None:
         raise ValueError(f"unknown calibration metric {metric!r} (use {', '.join(METRICS)})")
 
 
-def _article_gate(gold, predictions, metric, clean, choice: DecodePolicy, calibration: dict) -> DecodePolicy:
-    # the gate only filters decoded tags: decode once, then gate each candidate
-    ungated = dataclasses.replace(choice, article_gate=0.0)
-    damaged_tags = [(p.probs, p.tags(ungated)) for p in predictions]
-    clean_tags = [(p.probs, p.tags(ungated)) for p in clean]
+def _article_gate(gold, predictions, metric, clean, choice: DecodePolicy, calibration: dict,
+                  groups: list[str] | None = None) -> DecodePolicy:
+    # the gate only filters decoded tags: decode once, note each article's span confidences, then gate
+    ungated = dataclasses.replace(choice, article_gate=0.0, gate_density=0.0)
+    damaged = [(tags, span_confidences(p.probs, tags)) for p in predictions for tags in [p.tags(ungated)]]
+    cleaned = [(tags, span_confidences(p.probs, tags)) for p in clean for tags in [p.tags(ungated)]]
+    members = {}  # group -> article indices, for groups holding spans to find
+    for i, g in enumerate(groups or []):
+        members.setdefault(g, []).append(i)
+    members = {g: ix for g, ix in members.items() if any(t != "O" for i in ix for t in gold[i])}
+
+    def gated(items, gate, density):
+        return [tags if passes_gate(conf, len(tags), gate, density) else ["O"] * len(tags) for tags, conf in items]
+
+    def group_scores(tags):
+        return {g: micro(span_scores([gold[i] for i in ix], [tags[i] for i in ix]), metric) for g, ix in members.items()}
+
+    candidates = [(0.0, 0.0)] + [(g, d) for g in ARTICLE_GATES if g > 0 for d in GATE_DENSITIES]
     tried = {}
-    for gate in ARTICLE_GATES:
-        flagged = sum(any(t != "O" for t in gate_article(pr, tags, gate)) for pr, tags in clean_tags) / len(clean)
-        gated = [gate_article(pr, tags, gate) for pr, tags in damaged_tags]
-        tried[gate] = (micro(span_scores(gold, gated), metric), flagged)
-    best = max(v for v, _ in tried.values())
-    affordable = [g for g in tried if tried[g][0] >= best - GATE_COST]
-    within = [g for g in affordable if tried[g][1] <= CLEAN_LIMIT]
-    gate = (max(within, key=lambda g: (tried[g][0], -g)) if within
-            else min(affordable, key=lambda g: (tried[g][1], g)))
-    calibration["article_gate"] = {"clean_articles": len(clean),
-                                   **{str(g): {metric: v, "clean_flag_rate": r} for g, (v, r) in tried.items()}}
-    return dataclasses.replace(choice, article_gate=gate)
+    for gate, density in candidates:
+        tags = gated(damaged, gate, density)
+        flagged = sum(any(t != "O" for t in tt) for tt in gated(cleaned, gate, density)) / len(clean)
+        tried[gate, density] = (micro(span_scores(gold, tags), metric), flagged, group_scores(tags))
+    best = max(v for v, _, _ in tried.values())
+    plain = tried[0.0, 0.0][2]
+    affordable = [c for c, (v, _, by_group) in tried.items()
+                  if v >= best - GATE_COST and all(by_group[g] >= plain[g] - GATE_COST for g in by_group)]
+    within = [c for c in affordable if tried[c][1] <= CLEAN_LIMIT]
+    gate, density = (max(within, key=lambda c: (tried[c][0], -c[0], -c[1])) if within
+                     else min(affordable, key=lambda c: (tried[c][1], c[0], c[1])))
+    calibration["article_gate"] = {
+        "clean_articles": len(clean), "groups": {g: len(ix) for g, ix in members.items()},
+        **{(str(g) if not d else f"{g}@{d}"): {metric: v, "clean_flag_rate": r, **({"by_group": b} if b else {})}
+           for (g, d), (v, r, b) in tried.items()}}
+    return dataclasses.replace(choice, article_gate=gate, gate_density=density)
 
 
 def _first_mention_bias(gold, predictions, metric, texts, choice: DecodePolicy, calibration: dict) -> DecodePolicy:
@@ -149,7 +173,8 @@ def calibrate(model_dir: str | Path, records: list[dict], metric: str = "f1",
     else:
         # the undamaged originals (in the damaged text's surface style): articles that must come back untouched
         clean = detector.predict([r["original"] for r in records if r.get("original")])
-        policy, calibration = choose_policy(gold, predictions, metric, texts, clean)
+        groups = [r.get("profile") or "" for r in records]  # damage profiles: the gate's cost is held on each
+        policy, calibration = choose_policy(gold, predictions, metric, texts, clean, groups)
     card = detector.card.with_policy(policy, calibration)
     card.save(model_dir)
     return card

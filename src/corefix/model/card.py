@@ -20,7 +20,7 @@ from .decode import DecodePolicy, check_decoding
 from .features import WordFeatures
 
 CARD_FILE = "corefix.json"
-CARD_VERSION = 4  # 4: training (steps, precision, warning), weights (compact storage), release
+CARD_VERSION = 5  # 4: training (steps, precision, warning), weights (compact storage), release; 5: gate_density
 READS_FROM = 1  # the oldest card version this corefix reads; cards say which reader version they need
 
 
@@ -45,6 +45,7 @@ class ModelCard:
     first_mention_bias: float = 0.0
     article_gate: float = 0.0  # an article keeps its spans only if a flagged word is this sure (0: no gate)
     glued_copies: bool = False  # Viterbi lets a copy start inside the last word of a substitution (corefix.model.decode)
+    gate_density: float = 0.0  # with a gate: sure spans per 100 words an article must hold (corefix.model.decode)
     calibration: dict = field(default_factory=dict)  # every candidate's validation F1
     step: int | None = None  # training step of the saved weights
     validation: dict = field(default_factory=dict)  # validation scores at that step
@@ -70,18 +71,20 @@ class ModelCard:
     def policy(self) -> DecodePolicy:
         return DecodePolicy(self.decoding, self.threshold, self.split_penalty,
                             first_mention_bias=self.first_mention_bias, article_gate=self.article_gate,
-                            glued_copies=self.glued_copies)
+                            glued_copies=self.glued_copies, gate_density=self.gate_density)
 
     def calibration_info(self) -> dict[str, Any]:
         """The decoding policy the card holds and the calibration that chose it, for printing and logs."""
         return {"decoding": self.decoding, "threshold": self.threshold, "split_penalty": self.split_penalty,
                 "first_mention_bias": self.first_mention_bias, "article_gate": self.article_gate,
-                "glued_copies": self.glued_copies, "calibration": self.calibration}
+                "gate_density": self.gate_density, "glued_copies": self.glued_copies,
+                "calibration": self.calibration}
 
     def with_policy(self, policy: DecodePolicy, calibration: dict) -> "ModelCard":
         return dataclasses.replace(self, decoding=policy.decoding, threshold=policy.threshold,
                                    split_penalty=policy.split_penalty, first_mention_bias=policy.first_mention_bias,
-                                   article_gate=policy.article_gate, glued_copies=policy.glued_copies,
+                                   article_gate=policy.article_gate, gate_density=policy.gate_density,
+                                   glued_copies=policy.glued_copies,
                                    calibration=calibration)
 
     @classmethod
@@ -113,6 +116,7 @@ class ModelCard:
         card.split_penalty = float(card.split_penalty)
         card.first_mention_bias = float(card.first_mention_bias)
         card.article_gate = float(card.article_gate)
+        card.gate_density = float(card.gate_density)
         card.glued_copies = bool(card.glued_copies)
         card.threshold = None if card.threshold is None else float(card.threshold)
         check_decoding(card.decoding)
@@ -141,5 +145,7 @@ class ModelCard:
         """Write the card (always at the current version) into ``model_dir``."""
         path = Path(model_dir) / CARD_FILE
         data = {**self.to_dict(), "version": CARD_VERSION}
+        if self.gate_density > 0 and self.article_gate > 0:  # an older reader would ignore it and gate differently
+            data["needs_reader"] = max(data["needs_reader"], 5)
         path.write_text(json.dumps(data, indent=2), encoding="utf-8")
         return path

@@ -37,6 +37,7 @@ class InferenceOptions:
     threshold: float | None = None  # flag a word when P(inserted) >= this (None: the card's)
     decoding: str | None = None  # viterbi or independent (None: the card's)
     article_gate: float | None = None  # an article keeps its spans only if a flag reaches this P(inserted) (None: the card's; 0: no gate)
+    gate_density: float | None = None  # with a gate: sure spans per 100 words an article must hold (None: the card's)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -53,6 +54,8 @@ class InferenceOptions:
             raise ValueError("overlap must be 0 or more")
         if self.article_gate is not None and not 0.0 <= self.article_gate < 1.0:
             raise ValueError("article gate must be at least 0 and below 1")
+        if self.gate_density is not None and not 0.0 <= self.gate_density <= 100.0:
+            raise ValueError("gate density must be between 0 and 100 spans per 100 words")
 
     def overlap_for(self, stride: int) -> int:
         """The overlap of neighbouring windows for a model trained with ``stride``: the option's where set, else
@@ -70,6 +73,8 @@ class InferenceOptions:
             changes["decoding"] = self.decoding
         if self.article_gate is not None:
             changes["article_gate"] = self.article_gate
+        if self.gate_density is not None:
+            changes["gate_density"] = self.gate_density
         return dataclasses.replace(base, **changes)
 
 
