@@ -4,6 +4,8 @@
 #   bash scripts/build_data.sh quick    # the quickstart's: data/bbc-mix4 + data/us-quick (1,000 US articles)
 #   bash scripts/build_data.sh random   # randomised damage (configs/simulate-random.yaml): data/{bbc,us}-rand,
 #                                       # its leave-one-out twin data/{bbc,us}-loo, and the family and clean test sets
+#   bash scripts/build_data.sh independent  # damage made by code that is not the simulator's
+#                                       # (tools/independent_damage): data/gen{a,b}-{bbc,us}
 # Both build data/{bbc,us}-{seed,resolvers}/test.jsonl, the test splits (no training set holds their articles).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,9 @@ build() {  # build OUT CORPUS CONFIG [more make-dataset options]
   local out=$1 corpus=$2 config=$3; shift 3
   [ -f "$out/simulate.json" ] || python scripts/make_dataset.py --corpus "$corpus" --config "$config" --out "$out" --processes 2 "$@"
 }
+if [ "${1:-}" = independent ]; then
+  exec bash tools/independent_damage/build.sh
+fi
 # training data: the seed/resolvers mixture on both corpora (articles split by id: no test article is trained on)
 if [ "${1:-}" = random ]; then
   # test sets of the families the leave-one-out mixture leaves out, and of clean articles

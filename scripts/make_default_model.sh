@@ -28,8 +28,11 @@ LIMIT=${LIMIT:-300}
 TESTS=(data/bbc-seed/test.jsonl data/bbc-resolvers/test.jsonl data/us-seed/test.jsonl data/us-resolvers/test.jsonl)
 FAMILIES=(data/bbc-insert/test.jsonl data/us-insert/test.jsonl data/bbc-left/test.jsonl data/us-left/test.jsonl
           data/bbc-clean/test.jsonl data/us-clean/test.jsonl)
+# damage made by code that is not the simulator (tools/independent_damage): all 150 articles of each
+INDEPENDENT=(data/gena-bbc/test.jsonl data/gena-us/test.jsonl data/genb-bbc/test.jsonl data/genb-us/test.jsonl)
 bash scripts/build_data.sh
 bash scripts/build_data.sh random
+bash scripts/build_data.sh independent
 [ -f $STAGE1/packed/model.safetensors ] || {
   python scripts/train.py --config configs/default-model.yaml
   python scripts/package_model.py --model $STAGE1/best --out $STAGE1/packed
@@ -48,5 +51,7 @@ python scripts/fit_heads.py --model $RUN/best --data data/bbc-mix4 data/us-mix3 
 python scripts/package_model.py --model $RUN/best --out $RUN/packed
 python scripts/evaluate.py --model $RUN/packed --out $RUN/eval --limit "$LIMIT" --data "${TESTS[@]}"
 python scripts/evaluate.py --model $RUN/packed --out $RUN/eval-families --limit 100 --data "${FAMILIES[@]}"
-python scripts/package_model.py --model $RUN/best --out src/corefix/default_model --eval $RUN/eval $RUN/eval-families \
+python scripts/evaluate.py --model $RUN/packed --out $RUN/eval-independent --data "${INDEPENDENT[@]}"
+python scripts/package_model.py --model $RUN/best --out src/corefix/default_model \
+    --eval $RUN/eval $RUN/eval-families $RUN/eval-independent \
     --config configs/mixed-finetune.yaml --command "bash scripts/make_default_model.sh"

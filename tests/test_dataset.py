@@ -88,3 +88,45 @@ def test_building_only_the_test_split_damages_exactly_its_articles(tmp_path, sim
     assert set(counts) == {"test"} and not (tmp_path / "train.jsonl").exists()
     ids = [r["id"] for r in read_jsonl(tmp_path / "test.jsonl")]
     assert ids == [a.id for a in arts if split_of(a.id) == "test"] and ids
+
+
+def _external(tmp_path, records, name="external.jsonl"):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_damage_made_by_other_code_gets_words_tags_and_splits(tmp_path, capsys):
+    # what an independent generator writes: text, original and character spans, nothing else
+    text = "Ana sold Ana car to Ben. Ben Ana paid."
+    rec = {"original": "Ana sold her car to Ben. Ben paid.", "text": text,
+           "spans": [{"start": 29, "end": 32, "label": "DUP"}, {"start": 9, "end": 12, "label": "SUB"}]}
+    ids = [f"ext-{i}" for i in range(40)]
+    path = _external(tmp_path, [{"id": i, **rec} for i in ids])
+    (got,) = read_jsonl(_external(tmp_path, [{"id": "x", **rec}], "one.jsonl"))
+    assert got["words"] == ["Ana", "sold", "Ana", "car", "to", "Ben", ".", "Ben", "Ana", "paid", "."]
+    assert got["tags"] == ["O", "O", "B-SUB", "O", "O", "O", "O", "O", "B-DUP", "O", "O"]
+    assert [s["start"] for s in got["spans"]] == [9, 29] and all(s["overwritten"] == "" for s in got["spans"])
+
+    main(["make-dataset", "--labelled", str(path), "--out", str(tmp_path / "ext"), "--profile", "gen_x"])
+    for split in SPLITS:
+        written = read_jsonl(tmp_path / "ext" / f"{split}.jsonl")
+        assert sorted(r["id"] for r in written) == sorted(i for i in ids if split_of(i) == split)
+        assert all(r["profile"] == "gen_x" and r["tags"][8] == "B-DUP" for r in written)
+    assert "spans per 100 words" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("span, message", [
+    ({"start": 12, "end": 99, "label": "DUP"}, "not a stretch of the text (17 characters)"),
+    ({"start": 2, "end": 5, "label": "DUP"}, "overlaps"),
+    ({"start": 9, "end": 12, "label": "COPY"}, "not one of SUB, DUP"),
+    ({"start": 9, "label": "DUP"}, "span 9-None is not a stretch of the text"),
+])
+def test_bad_labelled_damage_is_a_one_line_error(tmp_path, capsys, span, message):
+    rec = {"id": "a", "original": "Ana sold her car.", "text": "Ana sold Ana car.",
+           "spans": [{"start": 0, "end": 3, "label": "SUB"}, span]}
+    with pytest.raises(SystemExit) as exit_:
+        main(["make-dataset", "--labelled", str(_external(tmp_path, [rec])), "--out", str(tmp_path / "o")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "external.jsonl:1" in err

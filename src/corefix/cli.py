@@ -69,6 +69,10 @@ def _restore_options(args):
 def _add_make_dataset(sub):
     p = sub.add_parser("make-dataset", help="damage clean news into train/validation/test JSONL")
     p.add_argument("--corpus", help="JSONL/CSV/Parquet file, folder of .txt, or hub dataset id")
+    p.add_argument("--labelled", metavar="JSONL",
+                   help="instead of damaging --corpus, split damage made by other code (records with id, text, "
+                        "original and character spans) into the splits, adding words and tags")
+    p.add_argument("--profile", help="with --labelled: the name the records' damage goes by (profile field)")
     p.add_argument("--out", help="output folder for train.jsonl, validation.jsonl, test.jsonl")
     p.add_argument("--config", default=None, help="simulator settings YAML (default: built-in seed profile)")
     p.add_argument("--seed", type=int, default=None, help="override the simulator seed")
@@ -93,8 +97,19 @@ def _run_make_dataset(args):
             raise UserError(f"{Path(args.stats)}: no train/validation/test .jsonl files")
         print(format_stats(per_split))
         return
+    if args.labelled:
+        from .data.records import import_labelled
+
+        if not args.out or args.corpus:
+            raise UserError("make-dataset --labelled needs --out and no --corpus")
+        if not Path(args.labelled).is_file():
+            raise UserError(f"{args.labelled}: no such file")
+        counts = import_labelled(args.labelled, args.out, args.profile, tuple(args.splits))
+        print(json.dumps(counts))
+        print(format_stats(folder_stats(args.out, [s for s in counts if counts[s]])))
+        return
     if not args.corpus or not args.out:
-        raise UserError("make-dataset needs --corpus and --out (or --stats DIR)")
+        raise UserError("make-dataset needs --corpus and --out (or --stats DIR, or --labelled JSONL)")
     from .data.corpus import load_corpus
     from .data.dataset import build_dataset
     from .data.settings import SimulatorSettings

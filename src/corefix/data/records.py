@@ -3,6 +3,8 @@
 A record is one damaged article: ``id``, ``original``, ``text``, ``spans``
 (``start``, ``end``, ``label``, ``overwritten``, ``replacement``, ``drift``),
 ``words`` and their IOB2 ``tags``. Reading needs neither the simulator nor spaCy.
+A record made by other code may hold ``text``, ``original`` and its ``spans``
+alone: reading adds the words and tags (:func:`complete_record`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+
+from ..words import LABELS, spans_to_tags, split_words
 
 SPLITS = ("train", "validation", "test")
 
@@ -58,11 +62,62 @@ def read_records(dirs: list[Path], split: str, limit: int | None = None,
     return out
 
 
+def import_labelled(path: str | Path, out_dir: str | Path, profile: str | None = None,
+                    splits: tuple[str, ...] = SPLITS) -> dict[str, int]:
+    """Split a JSONL file of labelled damage made by other code (an independent generator, hand-labelled
+    articles) into ``<out_dir>/<split>.jsonl`` by each record's ``id`` (:func:`split_of`, as the simulator's
+    datasets are), with words and tags added; ``profile`` names where the damage came from. Returns the
+    records written per split."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {s: open(out_dir / f"{s}.jsonl", "w", encoding="utf-8") for s in splits}
+    counts = dict.fromkeys(splits, 0)
+    try:
+        for n, rec in enumerate(_stream(Path(path)), 1):
+            if "id" not in rec:
+                raise ValueError(f"{path}: record {n} has no 'id' (it decides the record's split)")
+            split = split_of(str(rec["id"]))
+            if split in files:
+                files[split].write(json.dumps({**rec, **({"profile": profile} if profile else {})},
+                                              ensure_ascii=False) + "\n")
+                counts[split] += 1
+    finally:
+        for f in files.values():
+            f.close()
+    return counts
+
+
+def complete_record(rec: dict, where: str = "record") -> dict:
+    """``rec`` with its ``words`` and IOB2 ``tags`` when it came without them (labelled damage made by other
+    code: ``text``, ``original`` and character ``spans`` with a ``label`` each), and each span's
+    ``overwritten`` ("" when not given). A span out of the text, overlapping another or with an unknown
+    label is a ValueError naming ``where``."""
+    if "tags" in rec and "words" in rec:
+        return rec
+    for key in ("text", "original", "spans"):
+        if key not in rec:
+            raise ValueError(f"{where}: a labelled record needs {key!r} (it has {sorted(rec)})")
+    text, spans = rec["text"], sorted(rec["spans"], key=lambda s: (s.get("start", -1), s.get("end", -1)))
+    end = 0
+    for s in spans:
+        if s.get("label") not in LABELS:
+            raise ValueError(f"{where}: span label {s.get('label')!r} is not one of {', '.join(LABELS)}")
+        start, stop = s.get("start"), s.get("end")
+        if not (isinstance(start, int) and isinstance(stop, int) and 0 <= start < stop <= len(text)):
+            raise ValueError(f"{where}: span {start}-{stop} is not a stretch of the text ({len(text)} characters)")
+        if s["start"] < end:
+            raise ValueError(f"{where}: span {s['start']}-{s['end']} overlaps the span before it")
+        end = s["end"]
+        s.setdefault("overwritten", "")
+    offsets, words = split_words(text)
+    return {**rec, "spans": spans, "words": words, "tags": spans_to_tags(offsets, spans)}
+
+
 def _stream(path: Path, exclude_profiles: tuple[str, ...] = ()):
     with open(path, encoding="utf-8") as f:
-        for line in f:
+        for n, line in enumerate(f, 1):
             if line.strip():
-                rec = json.loads(line)
+                rec = complete_record(json.loads(line), f"{path}:{n}")
                 if rec.get("profile") not in exclude_profiles:
                     yield rec
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Labelled damage made by code that is not corefix's simulator (README.md here): the test sets of both
+# generators, and the training/validation sets of generator A; a rerun skips what is built.
+#   bash tools/independent_damage/build.sh      (or: bash scripts/build_data.sh independent)
+# -> data/gena-{bbc,us}/{train,validation,test}.jsonl (mechanism.py), data/genb-{bbc,us}/test.jsonl
+#    (resolver_loops.py). Articles keep corefix's split by id, so no test article is trained on.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SHARED=${SHARED:-../shared}
+BBC=${BBC:-$SHARED/data/bbc_news.jsonl}
+US=${US:-$SHARED/data/us_news.jsonl}
+HERE=tools/independent_damage
+export PYTHONHASHSEED=0  # resolver_loops.py walks sets of strings: a fixed hash seed makes its output the same every run
+gen() {  # gen GENERATOR PROFILE OUT_DIR CORPUS SPLIT LIMIT SEED
+  local out=$3/$5.jsonl raw=$3/$5.raw.jsonl
+  [ -f "$out" ] && return
+  mkdir -p "$3"
+  python "$HERE/$1.py" --input "$4" --out "$raw" --split "$5" --limit "$6" --seed "$7"
+  python scripts/make_dataset.py --labelled "$raw" --out "$3" --profile "$2" --splits "$5"
+  rm "$raw"
+}
+gen mechanism gen_a data/gena-us "$US" test 150 1
+gen mechanism gen_a data/gena-bbc "$BBC" test 150 2
+gen mechanism gen_a data/gena-us "$US" train 2500 3
+gen mechanism gen_a data/gena-bbc "$BBC" train 1200 4
+gen mechanism gen_a data/gena-us "$US" validation 100 5
+gen mechanism gen_a data/gena-bbc "$BBC" validation 100 6
+gen resolver_loops gen_b data/genb-us "$US" test 150 1
+gen resolver_loops gen_b data/genb-bbc "$BBC" test 150 2
