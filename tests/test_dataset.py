@@ -130,3 +130,9 @@ def test_bad_labelled_damage_is_a_one_line_error(tmp_path, capsys, span, message
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "external.jsonl:1" in err
+
+
+def test_a_profile_without_labelled_records_is_an_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["make-dataset", "--corpus", "x.jsonl", "--out", str(tmp_path), "--profile", "mine"])
+    assert exit_.value.code == 2 and "--profile names the damage of --labelled" in capsys.readouterr().err

@@ -97,6 +97,8 @@ def _run_make_dataset(args):
             raise UserError(f"{Path(args.stats)}: no train/validation/test .jsonl files")
         print(format_stats(per_split))
         return
+    if args.profile and not args.labelled:
+        raise UserError("--profile names the damage of --labelled records; the simulator's records carry their own")
     if args.labelled:
         from .data.records import import_labelled
 
