@@ -29,7 +29,7 @@ TESTS=(data/bbc-seed/test.jsonl data/bbc-resolvers/test.jsonl data/us-seed/test.
 FAMILIES=(data/bbc-insert/test.jsonl data/us-insert/test.jsonl data/bbc-left/test.jsonl data/us-left/test.jsonl
           data/bbc-clean/test.jsonl data/us-clean/test.jsonl)
 # damage made by code that is not the simulator (tools/independent_damage): all 150 articles of each
-INDEPENDENT=(data/gena-bbc/test.jsonl data/gena-us/test.jsonl data/genb-bbc/test.jsonl data/genb-us/test.jsonl)
+INDEPENDENT=(data/gen{a,b,c}-{bbc,us}/test.jsonl)
 bash scripts/build_data.sh
 bash scripts/build_data.sh random
 bash scripts/build_data.sh independent

@@ -280,6 +280,31 @@ def test_calibration_for_f05_prefers_precision():
         TrainConfig(calibration_metric="f2")
 
 
+def test_calibration_counts_each_damage_profile_once():
+    """Ten articles of a dense profile whose doubtful word (0.42) is never a copy, and one of a sparse profile whose
+    only copy is that doubtful: pooled, the dense profile decides and the sparse copy is never found (F1 0.95
+    against 0.69); with the profiles given, each counts once (mean F1 0.83 against 0.50) and it is found."""
+    import numpy as np
+
+    from corefix.model.calibrate import choose_policy
+
+    sure, doubtful, plain = [0.05, 0, 0, 0.95, 0], [0.58, 0, 0, 0.42, 0], [1.0, 0, 0, 0, 0]
+    offsets = [(0, 1), (2, 3), (4, 5)]
+    preds = [WordPredictions(offsets, np.array([sure, doubtful, plain], dtype=np.float32)) for _ in range(10)]
+    preds.append(WordPredictions(offsets, np.array([plain, doubtful, plain], dtype=np.float32)))
+    gold = [["B-DUP", "O", "O"]] * 10 + [["O", "B-DUP", "O"]]
+    pooled, cal = choose_policy(gold, preds, "f1")
+    assert cal["average"] == "pooled" and "profiles" not in cal
+    assert preds[-1].tags(pooled)[1] == "O" and preds[0].tags(pooled) == ["B-DUP", "O", "O"]
+    groups = ["seed"] * 10 + ["resolvers"]
+    by_profile, cal = choose_policy(gold, preds, "f1", groups=groups)
+    assert cal["average"] == "profiles" and cal["profiles"] == {"seed": 10, "resolvers": 1}
+    assert preds[-1].tags(by_profile)[1] == "B-DUP"
+    assert round(cal[by_profile.decoding]["f1"], 3) == round((2 / 3 + 1.0) / 2, 3)
+    # one profile alone is the pooled score
+    assert choose_policy(gold[:10], preds[:10], "f1", groups=groups[:10])[1]["average"] == "pooled"
+
+
 def test_first_mention_bias_spares_new_names_only():
     import numpy as np
 
