@@ -42,7 +42,7 @@ from pathlib import Path
 from .card import ModelCard
 from .decode import DECODINGS, DecodePolicy, passes_gate, span_confidences
 from .inference import Detector
-from .metrics import METRICS, THRESHOLDS, first_mention_flag_rate, micro, span_scores
+from .metrics import METRICS, best_threshold, first_mention_flag_rate, micro, span_scores
 
 SPLIT_PENALTIES = (0.0, 0.25, 0.5, 0.75, 1.0)  # log-odds against two adjacent spans
 FIRST_MENTION_BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # log-odds for O on a capitalised word new to the article
@@ -77,9 +77,7 @@ def choose_policy(gold: list[list[str]], predictions, metric: str = "f1",
         calibration["profiles"] = {g: len(ix) for g, ix in members.items()}
     choice, best = argmax, calibration["argmax_" + metric]
     for decoding in DECODINGS:  # each decoding at its own best settings, then the best of them
-        curve = {th: score(DecodePolicy(decoding, th)) for th in THRESHOLDS}
-        threshold = max(curve, key=lambda th: (curve[th], -th))  # the lowest on ties
-        value = curve[threshold]
+        threshold, value = best_threshold(gold, predictions, DecodePolicy(decoding), metric=metric, score=score_tags)
         calibration[decoding] = {"best_threshold": threshold, metric: value}
         policy = DecodePolicy(decoding, threshold)
         if decoding == "viterbi":  # at that threshold: the penalty on adjacent spans, then glued copies

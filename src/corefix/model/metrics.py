@@ -85,10 +85,16 @@ def threshold_curve(gold: list[list[str]], predictions, policy: DecodePolicy,
 
 
 def best_threshold(gold: list[list[str]], predictions, policy: DecodePolicy, thresholds=THRESHOLDS,
-                   metric: str = "f1") -> tuple[float, float]:
-    """The threshold with the highest micro span ``metric`` (the lowest such one on ties) and that score."""
-    best = max(threshold_curve(gold, predictions, policy, thresholds), key=lambda c: (c[metric], -c["threshold"]))
-    return best["threshold"], best[metric]
+                   metric: str = "f1", score=None) -> tuple[float, float]:
+    """The threshold with the highest micro span ``metric`` (the lowest such one on ties) and that score; given
+    ``score`` (a function of the predicted tags of every article, e.g. a mean over damage profiles), the one
+    with the highest ``score``."""
+    if score is None:
+        def score(tags):
+            return micro(span_scores(gold, tags), metric)
+    curve = {th: score([p.tags(dataclasses.replace(policy, threshold=th)) for p in predictions]) for th in thresholds}
+    best = max(curve, key=lambda th: (curve[th], -th))
+    return best, curve[best]
 
 
 def _length_key(n: int) -> str:
