@@ -158,8 +158,7 @@ def _article_gate(gold, predictions, metric, clean, choice: DecodePolicy, calibr
 
 
 def _first_mention_bias(gold, predictions, metric, texts, choice: DecodePolicy, calibration: dict,
-                        score_tags=None) -> DecodePolicy:
-    score_tags = score_tags or profile_score(gold, metric, {})
+                        score_tags) -> DecodePolicy:
     tried = {}
     for bias in FIRST_MENTION_BIASES:
         tags = [p.tags(dataclasses.replace(choice, first_mention_bias=bias)) for p in predictions]
