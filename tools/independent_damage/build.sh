@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Labelled damage made by code that is not corefix's simulator (README.md here): the test sets of the three
-# generators, and the training/validation sets of generator A; a rerun skips what is built.
+# generators, and the training/validation sets of generators A and B; a rerun skips what is built.
 #   bash tools/independent_damage/build.sh      (or: bash scripts/build_data.sh independent)
-# -> data/gena-{bbc,us}/{train,validation,test}.jsonl (mechanism.py), data/genb-{bbc,us}/test.jsonl
-#    (resolver_loops.py), data/genc-{bbc,us}/test.jsonl (subword_offsets.py). Articles keep corefix's split
+# -> data/gena-{bbc,us}/{train,validation,test}.jsonl (mechanism.py), data/genb-{bbc,us}/{train,validation,test}.jsonl
+#    (resolver_loops.py), data/genc-{bbc,us}/test.jsonl (subword_offsets.py: C is in no training set). Articles keep corefix's split
 #    by id, so no test article is trained on.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,3 +30,7 @@ gen resolver_loops gen_b data/genb-us "$US" test 150 1
 gen resolver_loops gen_b data/genb-bbc "$BBC" test 150 2
 gen subword_offsets gen_c data/genc-us "$US" test 150 1
 gen subword_offsets gen_c data/genc-bbc "$BBC" test 150 2
+gen resolver_loops gen_b data/genb-us "$US" train 2500 7
+gen resolver_loops gen_b data/genb-bbc "$BBC" train 1200 8
+gen resolver_loops gen_b data/genb-us "$US" validation 100 9
+gen resolver_loops gen_b data/genb-bbc "$BBC" validation 100 10
