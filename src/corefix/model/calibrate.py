@@ -106,16 +106,20 @@ def groups_with_spans(gold: list[list[str]], groups: list[str] | None) -> dict[s
     return {g: ix for g, ix in members.items() if any(t != "O" for i in ix for t in gold[i])}
 
 
+def group_scores(gold: list[list[str]], metric: str, members: dict[str, list[int]]):
+    """A function of predicted tags: group name -> the micro span ``metric`` over that group's articles."""
+    def scores(tags):
+        return {g: micro(span_scores([gold[i] for i in ix], [tags[i] for i in ix]), metric) for g, ix in members.items()}
+    return scores
+
+
 def profile_score(gold: list[list[str]], metric: str, members: dict[str, list[int]]):
     """A function of predicted tags: the mean over ``members``' groups of each one's micro span ``metric``;
     the pooled micro score where there are fewer than two groups."""
     if len(members) < 2:
         return lambda tags: micro(span_scores(gold, tags), metric)
-
-    def score(tags):
-        return sum(micro(span_scores([gold[i] for i in ix], [tags[i] for i in ix]), metric)
-                   for ix in members.values()) / len(members)
-    return score
+    by_group = group_scores(gold, metric, members)
+    return lambda tags: sum(by_group(tags).values()) / len(members)
 
 
 def _check_metric(metric: str) -> None:
@@ -130,19 +134,17 @@ def _article_gate(gold, predictions, metric, clean, choice: DecodePolicy, calibr
     damaged = [(tags, span_confidences(p.probs, tags)) for p in predictions for tags in [p.tags(ungated)]]
     cleaned = [(tags, span_confidences(p.probs, tags)) for p in clean for tags in [p.tags(ungated)]]
     members = groups_with_spans(gold, groups)
+    scores_by_group = group_scores(gold, metric, members)
 
     def gated(items, gate, density):
         return [tags if passes_gate(conf, len(tags), gate, density) else ["O"] * len(tags) for tags, conf in items]
-
-    def group_scores(tags):
-        return {g: micro(span_scores([gold[i] for i in ix], [tags[i] for i in ix]), metric) for g, ix in members.items()}
 
     candidates = [(0.0, 0.0)] + [(g, d) for g in ARTICLE_GATES if g > 0 for d in GATE_DENSITIES]
     tried = {}
     for gate, density in candidates:
         tags = gated(damaged, gate, density)
         flagged = sum(any(t != "O" for t in tt) for tt in gated(cleaned, gate, density)) / len(clean)
-        tried[gate, density] = (micro(span_scores(gold, tags), metric), flagged, group_scores(tags))
+        tried[gate, density] = (micro(span_scores(gold, tags), metric), flagged, scores_by_group(tags))
     best = max(v for v, _, _ in tried.values())
     plain = tried[0.0, 0.0][2]
     affordable = [c for c, (v, _, by_group) in tried.items()
