@@ -6,6 +6,8 @@
 #                                       # its leave-one-out twin data/{bbc,us}-loo, and the family and clean test sets
 #   bash scripts/build_data.sh independent  # damage made by code that is not the simulator's
 #                                       # (tools/independent_damage): data/gen{a,b}-{bbc,us}
+#   bash scripts/build_data.sh clean    # undamaged training articles (configs/simulate-clean.yaml):
+#                                       # data/{bbc,us}-clean-train, for configs/two-generators-clean-finetune.yaml
 # Both build data/{bbc,us}-{seed,resolvers}/test.jsonl, the test splits (no training set holds their articles).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,11 @@ build() {  # build OUT CORPUS CONFIG [more make-dataset options]
 }
 if [ "${1:-}" = independent ]; then
   exec bash tools/independent_damage/build.sh
+fi
+if [ "${1:-}" = clean ]; then  # the articles of the training splits the mixtures read, one clean copy each
+  build data/bbc-clean-train "$BBC" configs/simulate-clean.yaml --splits train validation
+  build data/us-clean-train "$US" configs/simulate-clean.yaml --splits train validation --limit 3000
+  exit 0
 fi
 # training data: the seed/resolvers mixture on both corpora (articles split by id: no test article is trained on)
 if [ "${1:-}" = random ]; then

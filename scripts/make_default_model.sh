@@ -26,8 +26,9 @@ STAGE3=runs/stage3
 RUN=runs/soup
 LIMIT=${LIMIT:-300}
 TESTS=(data/bbc-seed/test.jsonl data/bbc-resolvers/test.jsonl data/us-seed/test.jsonl data/us-resolvers/test.jsonl)
-FAMILIES=(data/bbc-insert/test.jsonl data/us-insert/test.jsonl data/bbc-left/test.jsonl data/us-left/test.jsonl
-          data/bbc-clean/test.jsonl data/us-clean/test.jsonl)
+FAMILIES=(data/bbc-insert/test.jsonl data/us-insert/test.jsonl data/bbc-left/test.jsonl data/us-left/test.jsonl)
+# undamaged articles: every one of the clean test splits (224 BBC, 689 US; 100 were too few to tell models apart)
+CLEAN=(data/bbc-clean/test.jsonl data/us-clean/test.jsonl)
 # damage made by code that is not the simulator (tools/independent_damage): all 150 articles of each
 INDEPENDENT=(data/gen{a,b,c}-{bbc,us}/test.jsonl)
 bash scripts/build_data.sh
@@ -51,7 +52,8 @@ python scripts/fit_heads.py --model $RUN/best --data data/bbc-mix4 data/us-mix3 
 python scripts/package_model.py --model $RUN/best --out $RUN/packed
 python scripts/evaluate.py --model $RUN/packed --out $RUN/eval --limit "$LIMIT" --data "${TESTS[@]}"
 python scripts/evaluate.py --model $RUN/packed --out $RUN/eval-families --limit 100 --data "${FAMILIES[@]}"
+python scripts/evaluate.py --model $RUN/packed --out $RUN/eval-clean --data "${CLEAN[@]}"
 python scripts/evaluate.py --model $RUN/packed --out $RUN/eval-independent --data "${INDEPENDENT[@]}"
 python scripts/package_model.py --model $RUN/best --out src/corefix/default_model \
-    --eval $RUN/eval $RUN/eval-families $RUN/eval-independent \
+    --eval $RUN/eval $RUN/eval-families $RUN/eval-clean $RUN/eval-independent \
     --config configs/mixed-finetune.yaml --command "bash scripts/make_default_model.sh"

@@ -198,3 +198,34 @@ def test_package_model_names_itself_in_errors_and_records_the_command(frozen_mod
     assert e.value.code == 2 and "corefix package-model: error:" in capsys.readouterr().err
     main(["package-model", "--model", str(frozen_model), "--out", str(tmp_path / "o"), "--command", "bash make.sh"])
     assert ModelCard.load(tmp_path / "o").release["command"] == "bash make.sh"
+
+
+def test_rescore_replaces_the_card_rows_of_the_sets_scored_again_and_keeps_the_weights(frozen_model, tmp_path, capsys):
+    out = tmp_path / "o"
+    main(["package-model", "--model", str(frozen_model), "--out", str(out)])
+    weights = (out / "model.safetensors").read_bytes()
+
+    def scored(folder, model_dir, articles, flagged):
+        (folder / "clean-test").mkdir(parents=True)
+        model = {"spans": {"micro": {"support": 0}}, "words": {"f1": 0.0}, "first_mention_flag_rate": 0.0,
+                 "wer": 0.01, "clean_flag_rate": flagged, "clean_articles": articles}
+        (folder / "clean-test" / "metrics.json").write_text(json.dumps(
+            {"data": "data/clean/test.jsonl", "articles": articles, "model": model, "model_dir": model_dir,
+             "input": {"wer": 0.0}, "oracle": {"wer": 0.0}}))
+        return folder
+
+    main(["package-model", "--out", str(out), "--rescore", "--eval", str(scored(tmp_path / "e1", str(out), 100, 0.8))])
+    main(["package-model", "--out", str(out), "--rescore", "--eval", str(scored(tmp_path / "e2", str(out), 689, 0.7))])
+    release = ModelCard.load(out).release
+    assert release["test_scores"]["clean-test"]["articles"] == 689
+    assert release["test_scores"]["clean-test"]["clean_articles_flagged"] == 0.7
+    assert [r["sets"] for r in release["rescored"]] == [["clean-test"], ["clean-test"]]
+    assert (out / "model.safetensors").read_bytes() == weights
+    capsys.readouterr()
+    for bad in (["--rescore", "--eval", str(scored(tmp_path / "e3", str(frozen_model), 689, 0.1))],  # another model
+                ["--rescore", "--eval", str(scored(tmp_path / "e4", None, 689, 0.1))],  # the shipped one
+                ["--rescore"], ["--rescore", "--model", str(frozen_model), "--eval", str(tmp_path / "e2")]):
+        with pytest.raises(SystemExit) as e:
+            main(["package-model", "--out", str(out), *bad])
+        assert e.value.code == 2 and "corefix package-model: error:" in capsys.readouterr().err
+    assert ModelCard.load(out).release["test_scores"]["clean-test"]["clean_articles_flagged"] == 0.7

@@ -41,3 +41,10 @@ def test_a_model_must_be_better_on_every_set_clean_ones_included():
     with pytest.raises(NotBetter, match="clean: not evaluated"):
         check_better({"seed": {"span_f1": 0.95}}, old)
     check_better({"anything": {"span_f1": 0.1}}, {})  # nothing released yet: nothing to beat
+
+
+def test_a_set_scored_on_other_articles_is_not_compared():
+    old = {"clean": {"articles": 100, "span_f1": 0.0, "clean_articles_flagged": 0.79}}
+    with pytest.raises(NotBetter, match="clean: scored on 689 articles against 100"):
+        check_better({"clean": {"articles": 689, "span_f1": 0.0, "clean_articles_flagged": 0.10}}, old)
+    check_better({"clean": {"articles": 100, "span_f1": 0.0, "clean_articles_flagged": 0.78}}, old)

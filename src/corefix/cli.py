@@ -244,8 +244,11 @@ def _run_fit_heads(args):
 
 def _add_package_model(sub):
     p = sub.add_parser("package-model", help="write a trained model compactly, with its release record (as shipped)")
-    p.add_argument("--model", required=True, help="trained model directory (runs/NAME/best)")
+    p.add_argument("--model", default=None, help="trained model directory (runs/NAME/best)")
     p.add_argument("--out", required=True, help="where the packed model goes (src/corefix/default_model: the shipped one)")
+    p.add_argument("--rescore", action="store_true",
+                   help="no new model: record --eval's scores of the model already in --out in its card, replacing "
+                        "the rows of the same test sets (say, a test set scored on more articles)")
     p.add_argument("--eval", nargs="+", default=None, metavar="DIR",
                    help="evaluation folders of the packed model (corefix evaluate --out DIR, several --data): "
                         "their test scores go into the card, and a shipped model is replaced only by one better "
@@ -258,8 +261,19 @@ def _add_package_model(sub):
 
 
 def _run_package_model(args):
-    from .model.release import NotBetter, package_model
+    from .model.release import NotBetter, package_model, record_scores
 
+    if args.rescore:
+        if args.model or not args.eval:
+            raise UserError("--rescore takes --eval DIR ... and --out, and no --model")
+        try:
+            card = record_scores(args.out, args.eval)
+        except (OSError, ValueError) as e:
+            raise UserError(str(e)) from None
+        print(json.dumps({"out": args.out, "test_scores": card.release["test_scores"]}, indent=2))
+        return
+    if not args.model:
+        raise UserError("package-model needs --model DIR (or --rescore)")
     try:  # package_model checks the model directory (a one-line error)
         card = package_model(args.model, args.out, args.eval, args.made_by, args.config, force=args.force)
     except NotBetter as e:

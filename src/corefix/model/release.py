@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from .card import ModelCard
-from .network import save_compact
+from .network import SHIPPED_MODEL_DIR, SHIPPED_NAMES, save_compact
 
 SCORE_KEYS = ("precision", "recall", "f1", "f0.5")
 
@@ -70,9 +70,13 @@ class NotBetter(ValueError):
 
 def not_better(name: str, new: dict[str, dict], old_row: dict) -> str | None:
     """Why ``new`` is not better than ``old_row`` on the test set ``name`` (None when it is): higher span F1, or,
-    on a set of clean articles, no larger share of them flagged (0 % cannot be bettered)."""
+    on a set of clean articles, no larger share of them flagged (0 % cannot be bettered), on as many articles
+    (a set scored with another ``--limit`` is a different test set under the same name)."""
     if name not in new:
         return f"{name}: not evaluated"
+    if new[name].get("articles") != old_row.get("articles"):
+        return (f"{name}: scored on {new[name].get('articles')} articles against {old_row.get('articles')}: "
+                "evaluate both models on the same articles")
     if "clean_articles_flagged" in old_row:
         flagged = new[name].get("clean_articles_flagged")
         if flagged is None or flagged > old_row["clean_articles_flagged"]:
@@ -115,5 +119,26 @@ def package_model(model_dir: str | Path, out_dir: str | Path, eval_dir: str | Pa
         "packaged": datetime.date.today().isoformat(),
         "test_scores": scores,
     }
+    card.save(out_dir)
+    return card
+
+
+def record_scores(out_dir: str | Path, eval_dir: str | Path | list) -> ModelCard:
+    """Score the released model in ``out_dir`` again: the test sets in ``eval_dir`` replace the card's rows of
+    the same name (a larger set of articles, say), and the weights stay. Every evaluation there must be of the
+    model in ``out_dir`` (``corefix evaluate --model OUT`` or, for the shipped model, no ``--model``)."""
+    card = ModelCard.load(out_dir)
+    dirs = [eval_dir] if isinstance(eval_dir, (str, Path)) else list(eval_dir)
+    for path in (p for d in dirs for p in Path(d).glob("*/metrics.json")):
+        evaluated = json.loads(path.read_text(encoding="utf-8")).get("model_dir")
+        evaluated = SHIPPED_MODEL_DIR if evaluated in SHIPPED_NAMES else Path(evaluated)
+        if evaluated.resolve() != Path(out_dir).resolve():
+            raise ValueError(f"{path} scored the model in {evaluated}, not the one in {out_dir}")
+    scores = test_scores(dirs)
+    if not scores:
+        raise ValueError(f"no evaluation of a model (*/metrics.json) under {', '.join(map(str, dirs))}")
+    card.release["test_scores"] = {**card.release.get("test_scores", {}), **scores}
+    card.release.setdefault("rescored", []).append(
+        {"date": datetime.date.today().isoformat(), "sets": sorted(scores), "commit": git_commit()})
     card.save(out_dir)
     return card
