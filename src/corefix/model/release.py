@@ -24,10 +24,19 @@ def test_scores(eval_dirs: str | Path | list) -> dict[str, dict]:
     """The model's headline figures in each ``metrics.json`` under ``eval_dirs`` (one folder or several; one
     ``metrics.json`` per test set). A set of clean articles only (no gold span) also records the share of its
     articles with any flag, the figure a release is judged by there."""
-    out = {}
+    return _score_rows(_evaluations(eval_dirs))
+
+
+def _evaluations(eval_dirs: str | Path | list) -> list[tuple[Path, dict]]:
+    """Each ``*/metrics.json`` under ``eval_dirs`` (one folder or several), read: (path, result)."""
     dirs = [eval_dirs] if isinstance(eval_dirs, (str, Path)) else list(eval_dirs)
-    for path in sorted(p for d in dirs for p in Path(d).glob("*/metrics.json")):
-        result = json.loads(path.read_text(encoding="utf-8"))
+    paths = sorted(p for d in dirs for p in Path(d).glob("*/metrics.json"))
+    return [(path, json.loads(path.read_text(encoding="utf-8"))) for path in paths]
+
+
+def _score_rows(evaluations: list[tuple[Path, dict]]) -> dict[str, dict]:
+    out = {}
+    for path, result in evaluations:
         model = result.get("model")
         if not model:
             continue
@@ -128,15 +137,15 @@ def record_scores(out_dir: str | Path, eval_dir: str | Path | list) -> ModelCard
     the same name (a larger set of articles, say), and the weights stay. Every evaluation there must be of the
     model in ``out_dir`` (``corefix evaluate --model OUT`` or, for the shipped model, no ``--model``)."""
     card = ModelCard.load(out_dir)
-    dirs = [eval_dir] if isinstance(eval_dir, (str, Path)) else list(eval_dir)
-    for path in (p for d in dirs for p in Path(d).glob("*/metrics.json")):
-        evaluated = json.loads(path.read_text(encoding="utf-8")).get("model_dir")
+    evaluations = _evaluations(eval_dir)
+    for path, result in evaluations:
+        evaluated = result.get("model_dir")
         evaluated = SHIPPED_MODEL_DIR if evaluated in SHIPPED_NAMES else Path(evaluated)
         if evaluated.resolve() != Path(out_dir).resolve():
             raise ValueError(f"{path} scored the model in {evaluated}, not the one in {out_dir}")
-    scores = test_scores(dirs)
+    scores = _score_rows(evaluations)
     if not scores:
-        raise ValueError(f"no evaluation of a model (*/metrics.json) under {', '.join(map(str, dirs))}")
+        raise ValueError(f"no evaluation of a model (*/metrics.json) under {eval_dir}")
     card.release["test_scores"] = {**card.release.get("test_scores", {}), **scores}
     card.release.setdefault("rescored", []).append(
         {"date": datetime.date.today().isoformat(), "sets": sorted(scores), "commit": git_commit()})
