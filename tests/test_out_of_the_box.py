@@ -229,3 +229,7 @@ def test_rescore_replaces_the_card_rows_of_the_sets_scored_again_and_keeps_the_w
             main(["package-model", "--out", str(out), *bad])
         assert e.value.code == 2 and "corefix package-model: error:" in capsys.readouterr().err
     assert ModelCard.load(out).release["test_scores"]["clean-test"]["clean_articles_flagged"] == 0.7
+    with pytest.raises(SystemExit) as e:  # --out holds no model: nothing is written there
+        main(["package-model", "--out", str(tmp_path / "none"), "--rescore", "--eval", str(tmp_path / "e2")])
+    assert e.value.code == 2 and "model directory not found" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from .card import ModelCard
-from .network import SHIPPED_MODEL_DIR, SHIPPED_NAMES, save_compact
+from .network import SHIPPED_MODEL_DIR, SHIPPED_NAMES, check_model_dir, save_compact
 
 SCORE_KEYS = ("precision", "recall", "f1", "f0.5")
 
@@ -136,7 +136,7 @@ def record_scores(out_dir: str | Path, eval_dir: str | Path | list) -> ModelCard
     """Score the released model in ``out_dir`` again: the test sets in ``eval_dir`` replace the card's rows of
     the same name (a larger set of articles, say), and the weights stay. Every evaluation there must be of the
     model in ``out_dir`` (``corefix evaluate --model OUT`` or, for the shipped model, no ``--model``)."""
-    card = ModelCard.load(out_dir)
+    card = ModelCard.load(check_model_dir(out_dir))
     evaluations = _evaluations(eval_dir)
     for path, result in evaluations:
         evaluated = result.get("model_dir")
