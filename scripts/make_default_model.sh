@@ -1,30 +1,38 @@
 #!/usr/bin/env bash
-# Make the model shipped inside corefix (src/corefix/default_model) in three stages and an average:
+# Make the model shipped inside corefix (src/corefix/default_model) in four stages and two averages:
 #   1. configs/default-model.yaml: 3,000 steps from the encoder on the seed/resolvers mixture
 #      (the model shipped on 2026-11-29), packed compactly into runs/default-model/packed;
 #   2. configs/mixed-finetune.yaml: that model fine-tuned for 1,500 steps on randomised damage
 #      (configs/simulate-random.yaml) and the stage-1 mixture together (issue #22), packed into
 #      runs/mixed-finetune/packed (the model shipped on 2026-12-05);
 #   3. the same config again from stage 2, at half the learning rate and another data order
-#      (seed 43): runs/stage3;
-#   then the mean of the weights of stages 2 and 3 (`corefix average`, a model soup), calibrated on 800
-#   validation articles (the threshold by the one-standard-error rule, with clean articles counted; the
-#   shipped model was calibrated on 200 by the best validation score alone, before 2026-12-06 (5)), its
-#   first-mention bias chosen again on 800 (a flag rate's confidence bound wants more articles), its span heads fitted on 2,000 articles of the stage-1 mixture, and its article gate
-#   set to none (calibration's gate cost up to 17 points of span F1 on the resolvers test set:
-#   docs/results.md, 2026-12-05; `--article-gate` sets one at run time).
-# Then pack the average, evaluate it on the test sets, and write it into the package with its scores in
-# its card. The package step refuses to replace a shipped model that the new one does not beat on every
-# test set the old one was scored on (span F1; on the clean sets, no more articles flagged).
+#      (seed 43): runs/stage3; then the mean of the weights of stages 2 and 3 (`corefix average`, a model
+#      soup), packed into runs/soup/packed (the model shipped on 2026-12-05, night, to 2026-12-06);
+#   4. configs/two-generators-clean-finetune.yaml: the soup fine-tuned for 1,500 steps on its mixture plus
+#      labelled damage from two generators that are not corefix's simulator (tools/independent_damage: A and
+#      B; C stays out of all training) and undamaged articles (14 % of the training articles),
+#      runs/genab-clean-ft; then the mean of stage 4 and the soup: runs/genab-clean-soup.
+# Each average is calibrated on 800 validation articles (the mean over damage profiles; the threshold by the
+# one-standard-error rule, with clean articles counted: docs/results.md, 2026-12-06 (5); the shipped soup was
+# calibrated on 200 by the best validation score alone), its first-mention bias chosen again on 800 (a flag
+# rate's confidence bound wants more articles), its span heads fitted on 2,000 articles of the stage-1
+# mixture, and its article gate set to none (calibration's gate cost up to 17 points of span F1 on the
+# resolvers test set: docs/results.md, 2026-12-05; `--article-gate` sets one at run time).
+# Then evaluate the final average on the test sets, and write it into the package with its scores in its
+# card. The package step refuses to replace a shipped model that the new one does not beat on every test set
+# the old one was scored on (span F1; on the clean sets, no more articles flagged).
 # (The model shipped on 2026-12-05 (night) averaged stage 3 with the model shipped before, which is stage 2;
-# from a clean checkout stages 1 and 2 rebuild them.)
+# the one shipped on 2026-12-06 (5) averaged stage 4 with that shipped soup. From a clean checkout the
+# stages rebuild them in turn; trained on another CPU or precision, they differ in the last decimals.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
 STAGE1=runs/default-model
 STAGE2=runs/mixed-finetune
 STAGE3=runs/stage3
-RUN=runs/soup
+SOUP=runs/soup
+STAGE4=runs/genab-clean-ft
+RUN=runs/genab-clean-soup
 LIMIT=${LIMIT:-300}
 TESTS=(data/bbc-seed/test.jsonl data/bbc-resolvers/test.jsonl data/us-seed/test.jsonl data/us-resolvers/test.jsonl)
 # inserted copies: every article (224 BBC, 689 US; on 100 a candidate lost by 0.2 points, a few spans);
@@ -38,6 +46,7 @@ INDEPENDENT=(data/gen{a,b,c}-{bbc,us}/test.jsonl)
 bash scripts/build_data.sh
 bash scripts/build_data.sh random
 bash scripts/build_data.sh independent
+bash scripts/build_data.sh clean
 [ -f $STAGE1/packed/model.safetensors ] || {
   python scripts/train.py --config configs/default-model.yaml
   python scripts/package_model.py --model $STAGE1/best --out $STAGE1/packed
@@ -46,13 +55,22 @@ bash scripts/build_data.sh independent
   python scripts/train.py --config configs/mixed-finetune.yaml model=$STAGE1/packed
   python scripts/package_model.py --model $STAGE2/best --out $STAGE2/packed
 }
-python scripts/train.py --config configs/mixed-finetune.yaml model=$STAGE2/packed run_dir=$STAGE3 \
-    seed=43 learning_rate=5e-5
-python scripts/average.py --models $STAGE3/best $STAGE2/packed --out $RUN/best
-python scripts/calibrate.py --model $RUN/best --limit 800
-python -c "import sys; from corefix.model.card import ModelCard; c = ModelCard.load(sys.argv[1]); c.article_gate = c.gate_density = 0.0; c.save(sys.argv[1])" $RUN/best
-python scripts/calibrate.py --model $RUN/best --only-first-mention-bias --limit 800
-python scripts/fit_heads.py --model $RUN/best --data data/bbc-mix4 data/us-mix3 --train-limit 2000
+finish() {  # finish AVERAGE_DIR: calibrate on 800, no gate, first-mention bias on 800, span heads
+  python scripts/calibrate.py --model "$1" --limit 800
+  python -c "import sys; from corefix.model.card import ModelCard; c = ModelCard.load(sys.argv[1]); c.article_gate = c.gate_density = 0.0; c.save(sys.argv[1])" "$1"
+  python scripts/calibrate.py --model "$1" --only-first-mention-bias --limit 800
+  python scripts/fit_heads.py --model "$1" --data data/bbc-mix4 data/us-mix3 --train-limit 2000
+}
+[ -f $SOUP/packed/model.safetensors ] || {
+  python scripts/train.py --config configs/mixed-finetune.yaml model=$STAGE2/packed run_dir=$STAGE3 \
+      seed=43 learning_rate=5e-5
+  python scripts/average.py --models $STAGE3/best $STAGE2/packed --out $SOUP/best
+  finish $SOUP/best
+  python scripts/package_model.py --model $SOUP/best --out $SOUP/packed
+}
+python scripts/train.py --config configs/two-generators-clean-finetune.yaml model=$SOUP/packed
+python scripts/average.py --models $STAGE4/best $SOUP/packed --out $RUN/best
+finish $RUN/best
 python scripts/package_model.py --model $RUN/best --out $RUN/packed
 python scripts/evaluate.py --model $RUN/packed --out $RUN/eval --limit "$LIMIT" --data "${TESTS[@]}"
 python scripts/evaluate.py --model $RUN/packed --out $RUN/eval-insert --data "${INSERT[@]}"
@@ -61,4 +79,4 @@ python scripts/evaluate.py --model $RUN/packed --out $RUN/eval-clean --data "${C
 python scripts/evaluate.py --model $RUN/packed --out $RUN/eval-independent --data "${INDEPENDENT[@]}"
 python scripts/package_model.py --model $RUN/best --out src/corefix/default_model \
     --eval $RUN/eval $RUN/eval-insert $RUN/eval-families $RUN/eval-clean $RUN/eval-independent \
-    --config configs/mixed-finetune.yaml --command "bash scripts/make_default_model.sh"
+    --config configs/two-generators-clean-finetune.yaml --command "bash scripts/make_default_model.sh"
