@@ -19,9 +19,9 @@ threshold is then chosen by the one-standard-error rule (Breiman et al. 1984;
 Hastie, Tibshirani and Friedman, *Elements of Statistical Learning*, 7.10):
 among the thresholds whose span score is within one standard error of the
 best (a bootstrap over the articles, each profile resampled on its own), the
-one that flags the fewest clean articles (the best-scoring, then the nearest, on a tie). On a few
-hundred validation articles neighbouring thresholds differ by less than
-their noise, and the best one alone ignored what a threshold does to articles
+one that flags the fewest clean articles (the best-scoring, then the nearest,
+on a tie). On a few hundred validation articles neighbouring thresholds differ
+by less than their noise, and the best one alone ignored what a threshold does to articles
 that hold nothing to find: a model trained to flag less could be handed a
 lower threshold that gave it back.
 
@@ -56,7 +56,7 @@ from ..words import chunks
 from .card import ModelCard
 from .decode import DECODINGS, DecodePolicy, passes_gate, span_confidences
 from .inference import Detector
-from .metrics import METRICS, THRESHOLDS, best_threshold, f_beta, first_mention_flag_rate, micro, span_scores
+from .metrics import METRICS, THRESHOLDS, best_threshold, first_mention_flag_rate, micro, prf, span_scores
 
 SPLIT_PENALTIES = (0.0, 0.25, 0.5, 0.75, 1.0)  # log-odds against two adjacent spans
 FIRST_MENTION_BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # log-odds for O on a capitalised word new to the article
@@ -145,7 +145,6 @@ def bootstrap_se(gold: list[list[str]], pred: list[list[str]], metric: str, memb
     """The bootstrap standard error of :func:`profile_score` (each group's micro span ``metric``, averaged):
     the articles of each group resampled with replacement, ``resamples`` times. Spans are counted per article
     once (seqeval's chunks), so a resample is a sum, not a new seqeval run."""
-    beta = {"f1": 1.0, "f0.5": 0.5}[metric]
     counts = np.zeros((len(gold), 3))  # hits, predicted, gold spans of each article
     for i, (gt, pt) in enumerate(zip(gold, pred)):
         g, p = set(chunks(gt)), set(chunks(pt))
@@ -156,9 +155,7 @@ def bootstrap_se(gold: list[list[str]], pred: list[list[str]], metric: str, memb
     for ix in groups:
         ix = np.asarray(ix)
         for r in range(resamples):
-            hits, predicted, wanted = counts[rng.choice(ix, size=len(ix))].sum(axis=0)
-            p, q = (hits / predicted if predicted else 0.0), (hits / wanted if wanted else 0.0)
-            scores[r] += f_beta(p, q, beta) / len(groups)
+            scores[r] += prf(*counts[rng.choice(ix, size=len(ix))].sum(axis=0))[metric] / len(groups)
     return float(scores.std(ddof=1)) if resamples > 1 else 0.0
 
 
