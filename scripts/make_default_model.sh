@@ -36,7 +36,7 @@ RUN=runs/genab-clean-soup
 LIMIT=${LIMIT:-300}
 TESTS=(data/bbc-seed/test.jsonl data/bbc-resolvers/test.jsonl data/us-seed/test.jsonl data/us-resolvers/test.jsonl)
 # inserted copies: every article (224 BBC, 689 US; on 100 a candidate lost by 0.2 points, a few spans);
-# leftward drift, the family left out of training: the first 100 of each
+# leftward drift (every copy left of its mention; training draws at most 30 % leftward): the first 100 of each
 INSERT=(data/bbc-insert/test.jsonl data/us-insert/test.jsonl)
 LEFT=(data/bbc-left/test.jsonl data/us-left/test.jsonl)
 # undamaged articles: every one of the clean test splits (224 BBC, 689 US; 100 were too few to tell models apart)
