@@ -56,7 +56,8 @@ from ..words import chunks
 from .card import ModelCard
 from .decode import DECODINGS, DecodePolicy, passes_gate, span_confidences
 from .inference import Detector
-from .metrics import METRICS, THRESHOLDS, best_threshold, first_mention_flag_rate, micro, prf, span_scores
+from .metrics import (METRICS, THRESHOLDS, best_threshold, first_mention_flag_rate, flagged_share, micro, prf,
+                      span_scores)
 
 SPLIT_PENALTIES = (0.0, 0.25, 0.5, 0.75, 1.0)  # log-odds against two adjacent spans
 FIRST_MENTION_BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # log-odds for O on a capitalised word new to the article
@@ -108,7 +109,7 @@ def choose_policy(gold: list[list[str]], predictions, metric: str = "f1",
         if value > best:
             choice, best = policy, value
     if clean:
-        choice = _one_se_threshold(gold, predictions, metric, clean, choice, calibration, members, score)
+        choice = _one_se_threshold(gold, predictions, metric, clean, choice, calibration, members, score_tags)
     if texts is not None:
         choice = _first_mention_bias(gold, predictions, metric, texts, choice, calibration, score_tags)
     if clean:
@@ -160,17 +161,18 @@ def bootstrap_se(gold: list[list[str]], pred: list[list[str]], metric: str, memb
 
 
 def _one_se_threshold(gold, predictions, metric, clean, choice: DecodePolicy, calibration: dict, members,
-                      score) -> DecodePolicy:
+                      score_tags) -> DecodePolicy:
     if choice.threshold is None:  # arg-max has no threshold to move
         return choice
-    best_tags = [p.tags(choice) for p in predictions]
-    se = bootstrap_se(gold, best_tags, metric, members)
-    best = score(choice)
-    tried = {}
-    for th in THRESHOLDS:
+    tried, best_tags = {}, None
+    for th in sorted({*THRESHOLDS, choice.threshold}):  # each threshold decoded once
         policy = dataclasses.replace(choice, threshold=th)
-        flagged = sum(any(t != "O" for t in p.tags(policy)) for p in clean) / len(clean)
-        tried[th] = (score(policy), flagged)
+        tags = [p.tags(policy) for p in predictions]
+        tried[th] = (score_tags(tags), flagged_share([p.tags(policy) for p in clean]))
+        if th == choice.threshold:
+            best_tags = tags
+    best = tried[choice.threshold][0]
+    se = bootstrap_se(gold, best_tags, metric, members)
     band = [th for th, (v, _) in tried.items() if v >= best - se]
     threshold = min(band, key=lambda th: (tried[th][1], -tried[th][0], abs(th - choice.threshold)))
     calibration["one_se_threshold"] = {
@@ -200,7 +202,7 @@ def _article_gate(gold, predictions, metric, clean, choice: DecodePolicy, calibr
     tried = {}
     for gate, density in candidates:
         tags = gated(damaged, gate, density)
-        flagged = sum(any(t != "O" for t in tt) for tt in gated(cleaned, gate, density)) / len(clean)
+        flagged = flagged_share(gated(cleaned, gate, density))
         tried[gate, density] = (micro(span_scores(gold, tags), metric), flagged, scores_by_group(tags))
     best = max(v for v, _, _ in tried.values())
     plain = tried[0.0, 0.0][2]

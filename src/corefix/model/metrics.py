@@ -215,8 +215,12 @@ def fill_scores(records: list[dict], filled: list[list[dict]]) -> dict:
             "filled_words": n_filled, "destroyed_words": destroyed}
 
 
+def flagged_share(pred_tags: list[list[str]]) -> float:
+    """Share of the articles in which ``pred_tags`` flag any word (0 for no article)."""
+    return sum(any(t != "O" for t in tags) for tags in pred_tags) / len(pred_tags) if pred_tags else 0.0
+
+
 def clean_flag_rate(gold_tags: list[list[str]], pred_tags: list[list[str]]) -> tuple[float, int]:
     """Share of clean articles (no gold span) in which ``pred_tags`` flag any word, and how many are clean."""
     clean = [pt for gt, pt in zip(gold_tags, pred_tags) if all(t == "O" for t in gt)]
-    flagged = sum(any(t != "O" for t in pt) for pt in clean)
-    return (flagged / len(clean) if clean else 0.0), len(clean)
+    return flagged_share(clean), len(clean)
