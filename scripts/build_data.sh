@@ -8,6 +8,8 @@
 #                                       # (tools/independent_damage): data/gen{a,b}-{bbc,us}
 #   bash scripts/build_data.sh clean    # undamaged training articles (configs/simulate-clean.yaml):
 #                                       # data/{bbc,us}-clean-train, for configs/two-generators-clean-finetune.yaml
+#   bash scripts/build_data.sh wide     # damage from wider ranges (configs/simulate-wide.yaml):
+#                                       # data/{bbc,us}-wide, for configs/wide-finetune.yaml
 # Both build data/{bbc,us}-{seed,resolvers}/test.jsonl, the test splits (no training set holds their articles).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +27,11 @@ fi
 if [ "${1:-}" = clean ]; then  # the articles of the training splits the mixtures read, one clean copy each
   build data/bbc-clean-train "$BBC" configs/simulate-clean.yaml --splits train validation
   build data/us-clean-train "$US" configs/simulate-clean.yaml --splits train validation --limit 3000
+  exit 0
+fi
+if [ "${1:-}" = wide ]; then  # two samples per training article (BBC), 1,500 US articles
+  build data/bbc-wide "$BBC" configs/simulate-wide.yaml --samples-per-article 2
+  build data/us-wide "$US" configs/simulate-wide.yaml --samples-per-article 2 --limit 1500
   exit 0
 fi
 # training data: the seed/resolvers mixture on both corpora (articles split by id: no test article is trained on)

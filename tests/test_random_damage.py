@@ -54,7 +54,7 @@ def test_bad_ranges_get_a_one_line_error(ranges, message):
 
 
 def test_the_seed_profile_lies_inside_the_shipped_ranges():
-    for name in ("simulate-random.yaml", "simulate-random-loo.yaml"):
+    for name in ("simulate-random.yaml", "simulate-random-loo.yaml", "simulate-wide.yaml"):
         settings = SimulatorSettings.from_yaml(CONFIGS / name)
         assert range_covers(settings.ranges["random"], seed_profile()) == [], name
     # and the check can fail: a range that leaves the seed's drift out is named
