@@ -1,8 +1,10 @@
+import dataclasses
 import json
 
 import pytest
 
 from corefix.cli import main
+from corefix.config import read_yaml
 from corefix.data.corpus import Article
 from corefix.data.dataset import REAL_ARTICLE, build_dataset, damage_stats, format_stats
 from corefix.data.records import SPLITS, read_jsonl, split_of
@@ -58,6 +60,41 @@ def test_settings_yaml_and_unknown_keys(tmp_path):
         SimulatorSettings.from_yaml(f)
     with pytest.raises(ValueError, match="unknown profile"):
         SimulatorSettings.from_dict({"mixture": {"nope": 1.0}})
+
+
+def test_a_config_with_a_base_lays_its_settings_over_the_bases(tmp_path):
+    (tmp_path / "a.yaml").write_text("simulate:\n  seed: 5\n  mixture: {seed: 0.5, resolvers: 0.5}\n"
+                                     "  ranges:\n    random:\n      drift.max: [1, 8]\n      drift.left: [0.0, 0.3]\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yaml").write_text("base: ../a.yaml\nsimulate:\n  mixture: {seed: 1.0, resolvers: 0.0}\n"
+                                             "  ranges:\n    random:\n      drift.left: [0.0, 1.0]\n")
+    assert read_yaml(tmp_path / "sub" / "b.yaml") == {"simulate": {
+        "seed": 5, "mixture": {"seed": 1.0, "resolvers": 0.0},
+        "ranges": {"random": {"drift.max": [1, 8], "drift.left": [0.0, 1.0]}}}}  # lists replace, maps merge
+    s = SimulatorSettings.from_yaml(tmp_path / "sub" / "b.yaml")
+    assert s.seed == 5 and s.mixture == {"seed": 1.0, "resolvers": 0.0}
+    assert s.ranges["random"] == {"drift.max": [1, 8], "drift.left": [0.0, 1.0]}
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ValueError, match="leads back to itself"):
+        read_yaml(tmp_path / "loop.yaml")
+    (tmp_path / "c.yaml").write_text("base: b.yaml\n")
+    with pytest.raises(ValueError, match="not found"):
+        read_yaml(tmp_path / "c.yaml")
+
+
+def test_the_wide_configs_are_their_bases_with_what_they_name_changed():
+    from pathlib import Path
+
+    from corefix.model.train import TrainConfig
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    wide, random = (SimulatorSettings.from_yaml(configs / n).to_dict() for n in ("simulate-wide.yaml", "simulate-random.yaml"))
+    changed = {k for k in wide["ranges"]["random"] if wide["ranges"]["random"][k] != random["ranges"]["random"][k]}
+    assert changed == {"drift.left", "drift.max", "representative.last_word"}
+    assert wide["profiles"] == random["profiles"] and wide["seed"] != random["seed"]
+    stage5, stage4 = (dataclasses.asdict(TrainConfig.from_yaml(configs / n))
+                      for n in ("wide-finetune.yaml", "two-generators-clean-finetune.yaml"))
+    assert {k for k in stage4 if stage4[k] != stage5[k]} == {"data_dir", "run_dir", "seed"}
 
 
 def test_default_config_file_matches_builtin_defaults():

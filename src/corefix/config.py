@@ -16,13 +16,38 @@ def check_fields(cls, data: dict[str, Any], what: str) -> None:
         raise ValueError(f"unknown {what}: {sorted(unknown)}")
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping at the top of a YAML file (an empty file is an empty mapping)."""
+def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The mapping at the top of a YAML file (an empty file is an empty mapping).
+
+    A top-level ``base: OTHER.yaml`` (a path relative to this file) reads that file first and lays this one
+    over it: mappings merge key by key, at every depth; any other value (a list, a number) replaces the base's.
+    A config that differs from another in a few settings is then written as those settings alone.
+    """
+    path = Path(path)
     with open(path, encoding="utf-8") as f:
         data = yaml.safe_load(f) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
-    return data
+    if "base" not in data:
+        return data
+    base = data.pop("base")
+    if not isinstance(base, str):
+        raise ValueError(f"{path}: base must be the path of another YAML file, got {base!r}")
+    base_path = (path.parent / base).resolve()
+    if base_path in _seen or base_path == path.resolve():
+        raise ValueError(f"{path}: base {base} leads back to itself")
+    if not base_path.is_file():
+        raise ValueError(f"{path}: base {base} not found ({base_path})")
+    return _laid_over(read_yaml(base_path, (*_seen, path.resolve())), data)
+
+
+def _laid_over(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: mappings merged key by key, every other value of ``top`` replacing the base's."""
+    out = dict(base)
+    for key, value in top.items():
+        both_maps = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _laid_over(out[key], value) if both_maps else value
+    return out
 
 
 def setting_types(cls) -> dict[str, str]:
