@@ -132,13 +132,14 @@ PROBS = [
 def test_best_threshold_picks_the_lowest_perfect_threshold():
     import numpy as np
 
+    from corefix.model.calibrate import profile_score
     from corefix.model.metrics import best_threshold
 
     pred = WordPredictions([(0, 1), (2, 3), (4, 5), (6, 7)], np.array(PROBS, dtype=np.float32))
     gold = [["O", "B-DUP", "I-DUP", "O"]]
     independent = DecodePolicy("independent")
     assert pred.tags(independent) == ["O", "O", "I-DUP", "O"]  # no threshold: arg-max
-    assert best_threshold(gold, [pred], independent) == (0.3, 1.0)
+    assert best_threshold([pred], independent, profile_score(gold, "f1", {})) == (0.3, 1.0)
     assert pred.tags(DecodePolicy("independent", 0.3)) == gold[0]
 
 

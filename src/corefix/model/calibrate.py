@@ -94,7 +94,7 @@ def choose_policy(gold: list[list[str]], predictions, metric: str = "f1",
         calibration["profiles"] = {g: len(ix) for g, ix in members.items()}
     choice, best = argmax, calibration["argmax_" + metric]
     for decoding in DECODINGS:  # each decoding at its own best settings, then the best of them
-        threshold, value = best_threshold(gold, predictions, DecodePolicy(decoding), metric=metric, score=score_tags)
+        threshold, value = best_threshold(predictions, DecodePolicy(decoding), score_tags)
         calibration[decoding] = {"best_threshold": threshold, metric: value}
         policy = DecodePolicy(decoding, threshold)
         if decoding == "viterbi":  # at that threshold: the penalty on adjacent spans, then glued copies

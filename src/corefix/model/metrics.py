@@ -84,14 +84,10 @@ def threshold_curve(gold: list[list[str]], predictions, policy: DecodePolicy,
     return curve
 
 
-def best_threshold(gold: list[list[str]], predictions, policy: DecodePolicy, thresholds=THRESHOLDS,
-                   metric: str = "f1", score=None) -> tuple[float, float]:
-    """The threshold with the highest micro span ``metric`` (the lowest such one on ties) and that score; given
-    ``score`` (a function of the predicted tags of every article, e.g. a mean over damage profiles), the one
-    with the highest ``score``."""
-    if score is None:
-        def score(tags):
-            return micro(span_scores(gold, tags), metric)
+def best_threshold(predictions, policy: DecodePolicy, score, thresholds=THRESHOLDS) -> tuple[float, float]:
+    """The threshold whose decoded tags ``score`` highest (the lowest such one on ties) and that score;
+    ``score`` is a function of the predicted tags of every article (calibration's is
+    :func:`corefix.model.calibrate.profile_score`: the mean over damage profiles, or the pooled micro score)."""
     curve = {th: score([p.tags(dataclasses.replace(policy, threshold=th)) for p in predictions]) for th in thresholds}
     best = max(curve, key=lambda th: (curve[th], -th))
     return best, curve[best]
