@@ -74,6 +74,11 @@ def test_a_config_with_a_base_lays_its_settings_over_the_bases(tmp_path):
     s = SimulatorSettings.from_yaml(tmp_path / "sub" / "b.yaml")
     assert s.seed == 5 and s.mixture == {"seed": 1.0, "resolvers": 0.0}
     assert s.ranges["random"] == {"drift.max": [1, 8], "drift.left": [0.0, 1.0]}
+    (tmp_path / "d.yaml").write_text("base: sub/b.yaml\nsimulate:\n  ranges:\n    random:\n      drift.max+: [10]\n")
+    assert read_yaml(tmp_path / "d.yaml")["simulate"]["ranges"]["random"]["drift.max"] == [1, 8, 10]  # KEY+ appends
+    (tmp_path / "e.yaml").write_text("base: a.yaml\nsimulate:\n  seed+: [6]\n")
+    with pytest.raises(ValueError, match=r"seed\+ appends a list to the base's list seed"):
+        read_yaml(tmp_path / "e.yaml")
     (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
     with pytest.raises(ValueError, match="leads back to itself"):
         read_yaml(tmp_path / "loop.yaml")
@@ -95,6 +100,10 @@ def test_the_wide_configs_are_their_bases_with_what_they_name_changed():
     stage5, stage4 = (dataclasses.asdict(TrainConfig.from_yaml(configs / n))
                       for n in ("wide-finetune.yaml", "two-generators-clean-finetune.yaml"))
     assert {k for k in stage4 if stage4[k] != stage5[k]} == {"data_dir", "run_dir", "seed"}
+    assert stage5["data_dir"] == [*stage4["data_dir"], "data/bbc-wide", "data/us-wide"]
+    stage6 = dataclasses.asdict(TrainConfig.from_yaml(configs / "wide-resolvers-finetune.yaml"))
+    assert {k for k in stage5 if stage5[k] != stage6[k]} == {"model", "data_dir", "run_dir", "seed"}
+    assert stage6["data_dir"] == [*stage5["data_dir"], "data/bbc-resolvers-labelled"]
 
 
 def test_default_config_file_matches_builtin_defaults():

@@ -20,8 +20,9 @@ def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The mapping at the top of a YAML file (an empty file is an empty mapping).
 
     A top-level ``base: OTHER.yaml`` (a path relative to this file) reads that file first and lays this one
-    over it: mappings merge key by key, at every depth; any other value (a list, a number) replaces the base's.
-    A config that differs from another in a few settings is then written as those settings alone.
+    over it: mappings merge key by key, at every depth; any other value (a list, a number) replaces the base's,
+    except that ``KEY+: [...]`` appends to the base's list ``KEY``. A config that differs from another in a few
+    settings is then written as those settings alone.
     """
     path = Path(path)
     with open(path, encoding="utf-8") as f:
@@ -38,15 +39,23 @@ def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ValueError(f"{path}: base {base} leads back to itself")
     if not base_path.is_file():
         raise ValueError(f"{path}: base {base} not found ({base_path})")
-    return _laid_over(read_yaml(base_path, (*_seen, path.resolve())), data)
+    return _laid_over(read_yaml(base_path, (*_seen, path.resolve())), data, path)
 
 
-def _laid_over(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """``top`` over ``base``: mappings merged key by key, every other value of ``top`` replacing the base's."""
+def _laid_over(base: dict[str, Any], top: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``top`` over ``base``: mappings merged key by key, ``KEY+`` lists appended to the base's ``KEY``, every
+    other value of ``top`` replacing the base's."""
     out = dict(base)
     for key, value in top.items():
+        if isinstance(key, str) and key.endswith("+"):
+            key = key[:-1]
+            if not isinstance(value, list) or not isinstance(out.get(key), list):
+                raise ValueError(f"{path}: {key}+ appends a list to the base's list {key}, "
+                                 f"got {value!r} for a base value {out.get(key)!r}")
+            out[key] = out[key] + value
+            continue
         both_maps = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = _laid_over(out[key], value) if both_maps else value
+        out[key] = _laid_over(out[key], value, path) if both_maps else value
     return out
 
 
