@@ -34,7 +34,7 @@ SOUP=runs/soup
 STAGE4=runs/genab-clean-ft
 RUN=runs/genab-clean-soup
 # seed and resolvers: every article (224 BBC, 689 US; the US sets were scored on their first 300 until
-# docs/results.md 2026-12-06 (7), where three candidates in a row lost one set by 0.1-0.3 points)
+# docs/results.md 2026-12-06 (7), where three candidates in a row lost one or two sets by 0.1-0.3 points)
 TESTS=(data/bbc-seed/test.jsonl data/bbc-resolvers/test.jsonl data/us-seed/test.jsonl data/us-resolvers/test.jsonl)
 # inserted copies: every article (224 BBC, 689 US; on 100 a candidate lost by 0.2 points, a few spans);
 # leftward drift (every copy left of its mention; training draws at most 30 % leftward): the first 100 of each
