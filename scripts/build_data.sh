@@ -10,8 +10,10 @@
 #                                       # data/{bbc,us}-clean-train, for configs/two-generators-clean-finetune.yaml
 #   bash scripts/build_data.sh wide     # damage from wider ranges (configs/simulate-wide.yaml):
 #                                       # data/{bbc,us}-wide, for configs/wide-finetune.yaml
-#   bash scripts/build_data.sh resolvers  # BBC training articles damaged by the resolvers profile, two copies
-#                                       # each: data/bbc-resolvers-labelled, for configs/wide-resolvers-finetune.yaml
+#   bash scripts/build_data.sh resolvers  # training articles damaged by the resolvers profile, two copies each:
+#                                       # data/bbc-resolvers-labelled (for configs/wide-resolvers-finetune.yaml)
+#                                       # and data/us-resolvers-labelled, 1,500 US articles read (for
+#                                       # configs/wide-us-resolvers-finetune.yaml)
 # Both build data/{bbc,us}-{seed,resolvers}/test.jsonl, the test splits (no training set holds their articles).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,8 +38,9 @@ if [ "${1:-}" = wide ]; then  # two samples per training article (BBC), 1,500 US
   build data/us-wide "$US" configs/simulate-wide.yaml --samples-per-article 2 --limit 1500
   exit 0
 fi
-if [ "${1:-}" = resolvers ]; then  # the BBC resolvers gap: its training and validation articles, two copies each
+if [ "${1:-}" = resolvers ]; then  # the resolvers gap: training and validation articles, two copies each
   build data/bbc-resolvers-labelled "$BBC" configs/simulate-resolvers.yaml --splits train validation --samples-per-article 2
+  build data/us-resolvers-labelled "$US" configs/simulate-resolvers.yaml --splits train validation --samples-per-article 2 --limit 1500
   exit 0
 fi
 # training data: the seed/resolvers mixture on both corpora (articles split by id: no test article is trained on)

@@ -104,6 +104,9 @@ def test_the_wide_configs_are_their_bases_with_what_they_name_changed():
     stage6 = dataclasses.asdict(TrainConfig.from_yaml(configs / "wide-resolvers-finetune.yaml"))
     assert {k for k in stage5 if stage5[k] != stage6[k]} == {"model", "data_dir", "run_dir", "seed"}
     assert stage6["data_dir"] == [*stage5["data_dir"], "data/bbc-resolvers-labelled"]
+    stage7 = dataclasses.asdict(TrainConfig.from_yaml(configs / "wide-us-resolvers-finetune.yaml"))
+    assert {k for k in stage6 if stage6[k] != stage7[k]} == {"model", "data_dir", "run_dir", "seed"}
+    assert stage7["data_dir"] == [*stage6["data_dir"], "data/us-resolvers-labelled"]
 
 
 def test_default_config_file_matches_builtin_defaults():
