@@ -79,6 +79,11 @@ def test_a_config_with_a_base_lays_its_settings_over_the_bases(tmp_path):
     (tmp_path / "e.yaml").write_text("base: a.yaml\nsimulate:\n  seed+: [6]\n")
     with pytest.raises(ValueError, match=r"seed\+ appends a list to the base's list seed"):
         read_yaml(tmp_path / "e.yaml")
+    (tmp_path / "f.yaml").write_text("base: a.yaml\nsimulate:\n  mixture-: [resolvers]\n  mixture: {seed: 0.9, clean: 0.1}\n")
+    assert list(read_yaml(tmp_path / "f.yaml")["simulate"]["mixture"].items()) == [("seed", 0.9), ("clean", 0.1)]
+    (tmp_path / "g.yaml").write_text("base: a.yaml\nsimulate:\n  mixture-: [resolver]\n")  # a misspelt name
+    with pytest.raises(ValueError, match=r"mixture-: removes keys that the base's mapping mixture has"):
+        read_yaml(tmp_path / "g.yaml")
     (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
     with pytest.raises(ValueError, match="leads back to itself"):
         read_yaml(tmp_path / "loop.yaml")
@@ -101,6 +106,9 @@ def test_the_wide_configs_are_their_bases_with_what_they_name_changed():
                       for n in ("wide-finetune.yaml", "two-generators-clean-finetune.yaml"))
     assert {k for k in stage4 if stage4[k] != stage5[k]} == {"data_dir", "run_dir", "seed"}
     assert stage5["data_dir"] == [*stage4["data_dir"], "data/bbc-wide", "data/us-wide"]
+    loo = read_yaml(configs / "simulate-random-loo.yaml")["simulate"]  # the random mixture less three families
+    assert loo["mixture"] == {"seed": 0.35, "random": 0.6, "clean": 0.05} and "resolvers" not in loo["profiles"]
+    assert loo["ranges"]["random"]["drift.max"] == [1, 8] and loo["ranges"]["random"]["drift.left"] == [0.0, 0.0]
     stage6 = dataclasses.asdict(TrainConfig.from_yaml(configs / "wide-resolvers-finetune.yaml"))
     assert {k for k in stage5 if stage5[k] != stage6[k]} == {"model", "data_dir", "run_dir", "seed"}
     assert stage6["data_dir"] == [*stage5["data_dir"], "data/bbc-resolvers-labelled"]

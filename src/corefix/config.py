@@ -21,8 +21,9 @@ def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
     A top-level ``base: OTHER.yaml`` (a path relative to this file) reads that file first and lays this one
     over it: mappings merge key by key, at every depth; any other value (a list, a number) replaces the base's,
-    except that ``KEY+: [...]`` appends to the base's list ``KEY``. A config that differs from another in a few
-    settings is then written as those settings alone.
+    except that ``KEY+: [...]`` appends to the base's list ``KEY`` and ``KEY-: [NAME, ...]`` removes those keys
+    from the base's mapping ``KEY`` (before the rest of this file is laid over it). A config that differs from
+    another in a few settings is then written as those settings alone.
     """
     path = Path(path)
     with open(path, encoding="utf-8") as f:
@@ -43,10 +44,22 @@ def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 
 def _laid_over(base: dict[str, Any], top: dict[str, Any], path: Path) -> dict[str, Any]:
-    """``top`` over ``base``: mappings merged key by key, ``KEY+`` lists appended to the base's ``KEY``, every
-    other value of ``top`` replacing the base's."""
+    """``top`` over ``base``: ``KEY-`` names removed from the base's mapping ``KEY``, then mappings merged key by
+    key, ``KEY+`` lists appended to the base's ``KEY``, every other value of ``top`` replacing the base's."""
     out = dict(base)
+    for key, names in top.items():
+        if not (isinstance(key, str) and key.endswith("-")):
+            continue
+        key = key[:-1]
+        kept = out.get(key)
+        if (not isinstance(names, list) or not isinstance(kept, dict)
+                or not all(isinstance(n, str) and n in kept for n in names)):
+            raise ValueError(f"{path}: {key}-: removes keys that the base's mapping {key} has, "
+                             f"got {names!r} for a base value {kept!r}")
+        out[key] = {k: v for k, v in kept.items() if k not in names}
     for key, value in top.items():
+        if isinstance(key, str) and key.endswith("-"):
+            continue
         if isinstance(key, str) and key.endswith("+"):
             key = key[:-1]
             if not isinstance(value, list) or not isinstance(out.get(key), list):
