@@ -71,32 +71,26 @@ finish() {  # finish AVERAGE_DIR: calibrate on 800, no gate, first-mention bias 
   python scripts/calibrate.py --model "$1" --only-first-mention-bias --limit 800
   python scripts/fit_heads.py --model "$1" --data data/bbc-mix4 data/us-mix3 --train-limit 2000
 }
+carry_on() {  # carry_on TRAINED FROM AVERAGE CONFIG [KEY=VALUE ...]: train CONFIG (its best in TRAINED), average
+  # that with FROM, the model it started from, into AVERAGE, and finish it; skipped when AVERAGE is built
+  local trained=$1 from=$2 average=$3; shift 3
+  [ -f "$average/model.safetensors" ] && return
+  python scripts/train.py --config "$@"
+  python scripts/average.py --models "$trained/best" "$from" --out "$average"
+  finish "$average"
+}
 [ -f $SOUP/packed/model.safetensors ] || {
-  python scripts/train.py --config configs/mixed-finetune.yaml model=$STAGE2/packed run_dir=$STAGE3 \
+  carry_on $STAGE3 $STAGE2/packed $SOUP/best configs/mixed-finetune.yaml model=$STAGE2/packed run_dir=$STAGE3 \
       seed=43 learning_rate=5e-5
-  python scripts/average.py --models $STAGE3/best $STAGE2/packed --out $SOUP/best
-  finish $SOUP/best
   python scripts/package_model.py --model $SOUP/best --out $SOUP/packed
 }
 [ -f $AVG4/packed/model.safetensors ] || {
-  python scripts/train.py --config configs/two-generators-clean-finetune.yaml model=$SOUP/packed
-  python scripts/average.py --models $STAGE4/best $SOUP/packed --out $AVG4/best
-  finish $AVG4/best
+  carry_on $STAGE4 $SOUP/packed $AVG4/best configs/two-generators-clean-finetune.yaml model=$SOUP/packed
   python scripts/package_model.py --model $AVG4/best --out $AVG4/packed
 }
-[ -f runs/wide-soup/best/model.safetensors ] || {
-  python scripts/train.py --config configs/wide-finetune.yaml model=$AVG4/packed
-  python scripts/average.py --models runs/wide-ft/best $AVG4/packed --out runs/wide-soup/best
-  finish runs/wide-soup/best
-}
-[ -f runs/wide2-soup/best/model.safetensors ] || {
-  python scripts/train.py --config configs/wide-resolvers-finetune.yaml
-  python scripts/average.py --models runs/wide2-ft/best runs/wide-soup/best --out runs/wide2-soup/best
-  finish runs/wide2-soup/best
-}
-python scripts/train.py --config configs/wide-us-resolvers-finetune.yaml
-python scripts/average.py --models runs/wide3-ft/best runs/wide2-soup/best --out $RUN/best
-finish $RUN/best
+carry_on runs/wide-ft $AVG4/packed runs/wide-soup/best configs/wide-finetune.yaml model=$AVG4/packed
+carry_on runs/wide2-ft runs/wide-soup/best runs/wide2-soup/best configs/wide-resolvers-finetune.yaml
+carry_on runs/wide3-ft runs/wide2-soup/best $RUN/best configs/wide-us-resolvers-finetune.yaml
 python scripts/package_model.py --model $RUN/best --out $RUN/packed
 python scripts/evaluate.py --model $RUN/packed --out $RUN/eval --data "${TESTS[@]}"
 python scripts/evaluate.py --model $RUN/packed --out $RUN/eval-insert --data "${INSERT[@]}"
