@@ -14,6 +14,9 @@
 #                                       # data/bbc-resolvers-labelled (for configs/wide-resolvers-finetune.yaml)
 #                                       # and data/us-resolvers-labelled, 1,500 US articles read (for
 #                                       # configs/wide-us-resolvers-finetune.yaml)
+#   bash scripts/build_data.sh resolvers2  # the BBC training articles damaged by the resolvers profile again, with
+#                                       # another simulator seed: data/bbc-resolvers-labelled-2 (for
+#                                       # configs/bbc-resolvers-second-finetune.yaml)
 # Both build data/{bbc,us}-{seed,resolvers}/test.jsonl, the test splits (no training set holds their articles).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +44,10 @@ fi
 if [ "${1:-}" = resolvers ]; then  # the resolvers gap: training and validation articles, two copies each
   build data/bbc-resolvers-labelled "$BBC" configs/simulate-resolvers.yaml --splits train validation --samples-per-article 2
   build data/us-resolvers-labelled "$US" configs/simulate-resolvers.yaml --splits train validation --samples-per-article 2 --limit 1500
+  exit 0
+fi
+if [ "${1:-}" = resolvers2 ]; then  # new resolvers damage on the same BBC articles (simulator seed 29, not 13)
+  build data/bbc-resolvers-labelled-2 "$BBC" configs/simulate-resolvers.yaml --splits train validation --samples-per-article 2 --seed 29
   exit 0
 fi
 # training data: the seed/resolvers mixture on both corpora (articles split by id: no test article is trained on)

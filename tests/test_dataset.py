@@ -115,6 +115,10 @@ def test_the_wide_configs_are_their_bases_with_what_they_name_changed():
     stage7 = dataclasses.asdict(TrainConfig.from_yaml(configs / "wide-us-resolvers-finetune.yaml"))
     assert {k for k in stage6 if stage6[k] != stage7[k]} == {"model", "data_dir", "run_dir", "seed"}
     assert stage7["data_dir"] == [*stage6["data_dir"], "data/us-resolvers-labelled"]
+    stage8 = dataclasses.asdict(TrainConfig.from_yaml(configs / "bbc-resolvers-second-finetune.yaml"))
+    assert {k for k in stage7 if stage7[k] != stage8[k]} == {"model", "data_dir", "run_dir", "seed"}
+    assert stage8["data_dir"] == [*stage7["data_dir"], "data/bbc-resolvers-labelled-2"]
+    assert stage8["model"] == "runs/wide3-soup/best"
 
 
 def test_default_config_file_matches_builtin_defaults():
