@@ -17,6 +17,9 @@
 #   bash scripts/build_data.sh resolvers2  # the BBC training articles damaged by the resolvers profile again, with
 #                                       # another simulator seed: data/bbc-resolvers-labelled-2 (for
 #                                       # configs/bbc-resolvers-second-finetune.yaml)
+#   bash scripts/build_data.sh clean2   # more undamaged training articles (simulator seed 29): the BBC ones again and
+#                                       # the first 6,000 US articles': data/{bbc,us}-clean-train-2 (for
+#                                       # configs/clean-resolvers-finetune.yaml)
 # Both build data/{bbc,us}-{seed,resolvers}/test.jsonl, the test splits (no training set holds their articles).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +51,11 @@ if [ "${1:-}" = resolvers ]; then  # the resolvers gap: training and validation 
 fi
 if [ "${1:-}" = resolvers2 ]; then  # new resolvers damage on the same BBC articles (simulator seed 29, not 13)
   build data/bbc-resolvers-labelled-2 "$BBC" configs/simulate-resolvers.yaml --splits train validation --samples-per-article 2 --seed 29
+  exit 0
+fi
+if [ "${1:-}" = clean2 ]; then  # a second clean copy (seed 29); the US from the first 6,000 articles, not 3,000
+  build data/bbc-clean-train-2 "$BBC" configs/simulate-clean.yaml --splits train validation --seed 29
+  build data/us-clean-train-2 "$US" configs/simulate-clean.yaml --splits train validation --limit 6000 --seed 29
   exit 0
 fi
 # training data: the seed/resolvers mixture on both corpora (articles split by id: no test article is trained on)

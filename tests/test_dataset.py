@@ -102,23 +102,27 @@ def test_the_wide_configs_are_their_bases_with_what_they_name_changed():
     changed = {k for k in wide["ranges"]["random"] if wide["ranges"]["random"][k] != random["ranges"]["random"][k]}
     assert changed == {"drift.left", "drift.max", "representative.last_word"}
     assert wide["profiles"] == random["profiles"] and wide["seed"] != random["seed"]
-    stage5, stage4 = (dataclasses.asdict(TrainConfig.from_yaml(configs / n))
-                      for n in ("wide-finetune.yaml", "two-generators-clean-finetune.yaml"))
-    assert {k for k in stage4 if stage4[k] != stage5[k]} == {"data_dir", "run_dir", "seed"}
-    assert stage5["data_dir"] == [*stage4["data_dir"], "data/bbc-wide", "data/us-wide"]
     loo = read_yaml(configs / "simulate-random-loo.yaml")["simulate"]  # the random mixture less three families
     assert loo["mixture"] == {"seed": 0.35, "random": 0.6, "clean": 0.05} and "resolvers" not in loo["profiles"]
     assert loo["ranges"]["random"]["drift.max"] == [1, 8] and loo["ranges"]["random"]["drift.left"] == [0.0, 0.0]
-    stage6 = dataclasses.asdict(TrainConfig.from_yaml(configs / "wide-resolvers-finetune.yaml"))
-    assert {k for k in stage5 if stage5[k] != stage6[k]} == {"model", "data_dir", "run_dir", "seed"}
-    assert stage6["data_dir"] == [*stage5["data_dir"], "data/bbc-resolvers-labelled"]
-    stage7 = dataclasses.asdict(TrainConfig.from_yaml(configs / "wide-us-resolvers-finetune.yaml"))
-    assert {k for k in stage6 if stage6[k] != stage7[k]} == {"model", "data_dir", "run_dir", "seed"}
-    assert stage7["data_dir"] == [*stage6["data_dir"], "data/us-resolvers-labelled"]
-    stage8 = dataclasses.asdict(TrainConfig.from_yaml(configs / "bbc-resolvers-second-finetune.yaml"))
-    assert {k for k in stage7 if stage7[k] != stage8[k]} == {"model", "data_dir", "run_dir", "seed"}
-    assert stage8["data_dir"] == [*stage7["data_dir"], "data/bbc-resolvers-labelled-2"]
-    assert stage8["model"] == "runs/wide3-soup/best"
+    stage = lambda name: dataclasses.asdict(TrainConfig.from_yaml(configs / name))  # noqa: E731
+    # each stage: its config, the stage it carries on, the data it adds, the settings it changes
+    both = {"data_dir", "run_dir", "seed"}
+    stages = [("wide-finetune.yaml", "two-generators-clean-finetune.yaml", ["data/bbc-wide", "data/us-wide"], both),
+              ("wide-resolvers-finetune.yaml", "wide-finetune.yaml", ["data/bbc-resolvers-labelled"], both | {"model"}),
+              ("wide-us-resolvers-finetune.yaml", "wide-resolvers-finetune.yaml", ["data/us-resolvers-labelled"],
+               both | {"model"}),
+              ("bbc-resolvers-second-finetune.yaml", "wide-us-resolvers-finetune.yaml",
+               ["data/bbc-resolvers-labelled-2"], both | {"model"}),
+              ("clean-resolvers-finetune.yaml", "bbc-resolvers-second-finetune.yaml",
+               ["data/bbc-clean-train-2", "data/us-clean-train-2"], both)]
+    for name, base_name, added, keys in stages:
+        new, base = stage(name), stage(base_name)
+        assert {k for k in base if base[k] != new[k]} == keys, name
+        assert new["data_dir"] == [*base["data_dir"], *added], name
+    # stages 8 and 9 both carry on stage 7's average, the shipped model
+    assert stage("bbc-resolvers-second-finetune.yaml")["model"] == "runs/wide3-soup/best"
+    assert stage("clean-resolvers-finetune.yaml")["model"] == "runs/wide3-soup/best"
 
 
 def test_default_config_file_matches_builtin_defaults():
