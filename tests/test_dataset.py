@@ -107,15 +107,15 @@ def test_the_wide_configs_are_their_bases_with_what_they_name_changed():
     assert loo["ranges"]["random"]["drift.max"] == [1, 8] and loo["ranges"]["random"]["drift.left"] == [0.0, 0.0]
     stage = lambda name: dataclasses.asdict(TrainConfig.from_yaml(configs / name))  # noqa: E731
     # each stage: its config, the stage it carries on, the data it adds, the settings it changes
-    both = {"data_dir", "run_dir", "seed"}
-    stages = [("wide-finetune.yaml", "two-generators-clean-finetune.yaml", ["data/bbc-wide", "data/us-wide"], both),
-              ("wide-resolvers-finetune.yaml", "wide-finetune.yaml", ["data/bbc-resolvers-labelled"], both | {"model"}),
+    always = {"data_dir", "run_dir", "seed"}  # every stage adds data and has its own run directory and seed
+    stages = [("wide-finetune.yaml", "two-generators-clean-finetune.yaml", ["data/bbc-wide", "data/us-wide"], always),
+              ("wide-resolvers-finetune.yaml", "wide-finetune.yaml", ["data/bbc-resolvers-labelled"], always | {"model"}),
               ("wide-us-resolvers-finetune.yaml", "wide-resolvers-finetune.yaml", ["data/us-resolvers-labelled"],
-               both | {"model"}),
+               always | {"model"}),
               ("bbc-resolvers-second-finetune.yaml", "wide-us-resolvers-finetune.yaml",
-               ["data/bbc-resolvers-labelled-2"], both | {"model"}),
+               ["data/bbc-resolvers-labelled-2"], always | {"model"}),
               ("clean-resolvers-finetune.yaml", "bbc-resolvers-second-finetune.yaml",
-               ["data/bbc-clean-train-2", "data/us-clean-train-2"], both)]
+               ["data/bbc-clean-train-2", "data/us-clean-train-2"], always)]
     for name, base_name, added, keys in stages:
         new, base = stage(name), stage(base_name)
         assert {k for k in base if base[k] != new[k]} == keys, name
