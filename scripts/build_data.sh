@@ -20,6 +20,9 @@
 #   bash scripts/build_data.sh clean2   # more undamaged training articles (simulator seed 29): the BBC ones again and
 #                                       # the first 6,000 US articles': data/{bbc,us}-clean-train-2 (for
 #                                       # configs/clean-resolvers-finetune.yaml)
+#   bash scripts/build_data.sh insert2  # the BBC training articles with inserted copies (configs/simulate-insert.yaml,
+#                                       # simulator seed 29, two copies each): data/bbc-insert-labelled (for
+#                                       # configs/insert-clean-resolvers-finetune.yaml)
 # Both build data/{bbc,us}-{seed,resolvers}/test.jsonl, the test splits (no training set holds their articles).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,9 +30,13 @@ SHARED=${SHARED:-../shared}
 BBC=${BBC:-$SHARED/data/bbc_news.jsonl}
 US=${US:-$SHARED/data/us_news.jsonl}
 export HF_HUB_OFFLINE=1
+# spaCy's parse of each article, kept once for every build that reads it (most of a build's time; the records are
+# the same without it): PARSES=elsewhere to move it, rm -r data/parses to free its space
+PARSES=${PARSES:-data/parses}
 build() {  # build OUT CORPUS CONFIG [more make-dataset options]
   local out=$1 corpus=$2 config=$3; shift 3
-  [ -f "$out/simulate.json" ] || python scripts/make_dataset.py --corpus "$corpus" --config "$config" --out "$out" --processes 2 "$@"
+  [ -f "$out/simulate.json" ] || python scripts/make_dataset.py --corpus "$corpus" --config "$config" --out "$out" \
+      --processes 2 --parse-cache "$PARSES" "$@"
 }
 if [ "${1:-}" = independent ]; then
   exec bash tools/independent_damage/build.sh
@@ -56,6 +63,10 @@ fi
 if [ "${1:-}" = clean2 ]; then  # a second clean copy (seed 29); the US from the first 6,000 articles, not 3,000
   build data/bbc-clean-train-2 "$BBC" configs/simulate-clean.yaml --splits train validation --seed 29
   build data/us-clean-train-2 "$US" configs/simulate-clean.yaml --splits train validation --limit 6000 --seed 29
+  exit 0
+fi
+if [ "${1:-}" = insert2 ]; then  # the insert family's damage on the BBC training and validation articles
+  build data/bbc-insert-labelled "$BBC" configs/simulate-insert.yaml --splits train validation --samples-per-article 2 --seed 29
   exit 0
 fi
 # training data: the seed/resolvers mixture on both corpora (articles split by id: no test article is trained on)

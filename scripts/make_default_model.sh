@@ -40,17 +40,7 @@ SOUP=runs/soup
 STAGE4=runs/genab-clean-ft
 AVG4=runs/genab-clean-soup
 RUN=runs/wide3-soup
-# seed and resolvers: every article (224 BBC, 689 US; the US sets were scored on their first 300 until
-# docs/results.md 2026-12-06 (7), where three candidates in a row lost one or two sets by 0.1-0.3 points)
-TESTS=(data/bbc-seed/test.jsonl data/bbc-resolvers/test.jsonl data/us-seed/test.jsonl data/us-resolvers/test.jsonl)
-# inserted copies: every article (224 BBC, 689 US; on 100 a candidate lost by 0.2 points, a few spans);
-# leftward drift (every copy left of its mention; training draws at most 30 % leftward): the first 100 of each
-INSERT=(data/bbc-insert/test.jsonl data/us-insert/test.jsonl)
-LEFT=(data/bbc-left/test.jsonl data/us-left/test.jsonl)
-# undamaged articles: every one of the clean test splits (224 BBC, 689 US; 100 were too few to tell models apart)
-CLEAN=(data/bbc-clean/test.jsonl data/us-clean/test.jsonl)
-# damage made by code that is not the simulator (tools/independent_damage): all 150 articles of each
-INDEPENDENT=(data/gen{a,b,c}-{bbc,us}/test.jsonl)
+source scripts/release_steps.sh
 bash scripts/build_data.sh
 bash scripts/build_data.sh random
 bash scripts/build_data.sh independent
@@ -65,20 +55,6 @@ bash scripts/build_data.sh resolvers
   python scripts/train.py --config configs/mixed-finetune.yaml model=$STAGE1/packed
   python scripts/package_model.py --model $STAGE2/best --out $STAGE2/packed
 }
-finish() {  # finish AVERAGE_DIR: calibrate on 800, no gate, first-mention bias on 800, span heads
-  python scripts/calibrate.py --model "$1" --limit 800
-  python -c "import sys; from corefix.model.card import ModelCard; c = ModelCard.load(sys.argv[1]); c.article_gate = c.gate_density = 0.0; c.save(sys.argv[1])" "$1"
-  python scripts/calibrate.py --model "$1" --only-first-mention-bias --limit 800
-  python scripts/fit_heads.py --model "$1" --data data/bbc-mix4 data/us-mix3 --train-limit 2000
-}
-carry_on() {  # carry_on TRAINED FROM AVERAGE CONFIG [KEY=VALUE ...]: train CONFIG (its best in TRAINED), average
-  # that with FROM, the model it started from, into AVERAGE, and finish it; skipped when AVERAGE is built
-  local trained=$1 from=$2 average=$3; shift 3
-  [ -f "$average/model.safetensors" ] && return
-  python scripts/train.py --config "$@"
-  python scripts/average.py --models "$trained/best" "$from" --out "$average"
-  finish "$average"
-}
 [ -f $SOUP/packed/model.safetensors ] || {
   carry_on $STAGE3 $STAGE2/packed $SOUP/best configs/mixed-finetune.yaml model=$STAGE2/packed run_dir=$STAGE3 \
       seed=43 learning_rate=5e-5
@@ -91,12 +67,7 @@ carry_on() {  # carry_on TRAINED FROM AVERAGE CONFIG [KEY=VALUE ...]: train CONF
 carry_on runs/wide-ft $AVG4/packed runs/wide-soup/best configs/wide-finetune.yaml model=$AVG4/packed
 carry_on runs/wide2-ft runs/wide-soup/best runs/wide2-soup/best configs/wide-resolvers-finetune.yaml
 carry_on runs/wide3-ft runs/wide2-soup/best $RUN/best configs/wide-us-resolvers-finetune.yaml
-python scripts/package_model.py --model $RUN/best --out $RUN/packed
-python scripts/evaluate.py --model $RUN/packed --out $RUN/eval --data "${TESTS[@]}"
-python scripts/evaluate.py --model $RUN/packed --out $RUN/eval-insert --data "${INSERT[@]}"
-python scripts/evaluate.py --model $RUN/packed --out $RUN/eval-families --limit 100 --data "${LEFT[@]}"
-python scripts/evaluate.py --model $RUN/packed --out $RUN/eval-clean --data "${CLEAN[@]}"
-python scripts/evaluate.py --model $RUN/packed --out $RUN/eval-independent --data "${INDEPENDENT[@]}"
+evaluate_release $RUN
 python scripts/package_model.py --model $RUN/best --out src/corefix/default_model \
-    --eval $RUN/eval $RUN/eval-insert $RUN/eval-families $RUN/eval-clean $RUN/eval-independent \
+    --eval "${EVALS[@]/#/$RUN/}" \
     --config configs/wide-us-resolvers-finetune.yaml --command "bash scripts/make_default_model.sh"

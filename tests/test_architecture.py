@@ -8,7 +8,7 @@ from corefix.architecture import LAYERS, graph, imports, layer_of, mermaid, modu
 DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 INFERENCE = ("model.predict", "model.restore", "model.pronouns", "model.restore_corpus", "model.inference",
              "model.decode", "model.heads")
-SIMULATOR = {"data.simulate", "data.mentions", "data.settings", "data.dataset"}
+SIMULATOR = {"data.simulate", "data.mentions", "data.settings", "data.dataset", "data.parses"}
 RESTORATION = {"model.predict", "model.restore", "model.pronouns", "model.heads", "nlp"}
 
 

@@ -7,9 +7,10 @@ from corefix.cli import main
 from corefix.config import read_yaml
 from corefix.data.corpus import Article
 from corefix.data.dataset import REAL_ARTICLE, build_dataset, damage_stats, format_stats
+from corefix.data.parses import ParseCache
 from corefix.data.records import SPLITS, read_jsonl, split_of
 from corefix.data.settings import SimulatorSettings
-from corefix.data.simulate import undo
+from corefix.data.simulate import DATELINES, undo
 
 from .conftest import BBC
 
@@ -115,7 +116,9 @@ def test_the_wide_configs_are_their_bases_with_what_they_name_changed():
               ("bbc-resolvers-second-finetune.yaml", "wide-us-resolvers-finetune.yaml",
                ["data/bbc-resolvers-labelled-2"], always | {"model"}),
               ("clean-resolvers-finetune.yaml", "bbc-resolvers-second-finetune.yaml",
-               ["data/bbc-clean-train-2", "data/us-clean-train-2"], always)]
+               ["data/bbc-clean-train-2", "data/us-clean-train-2"], always),
+              ("insert-clean-resolvers-finetune.yaml", "clean-resolvers-finetune.yaml", ["data/bbc-insert-labelled"],
+               always | {"model"})]
     for name, base_name, added, keys in stages:
         new, base = stage(name), stage(base_name)
         assert {k for k in base if base[k] != new[k]} == keys, name
@@ -123,6 +126,8 @@ def test_the_wide_configs_are_their_bases_with_what_they_name_changed():
     # stages 8 and 9 both carry on stage 7's average, the shipped model
     assert stage("bbc-resolvers-second-finetune.yaml")["model"] == "runs/wide3-soup/best"
     assert stage("clean-resolvers-finetune.yaml")["model"] == "runs/wide3-soup/best"
+    # stage 10 carries on the shipped model as packed in corefix (scripts/next_stage.sh, on a machine with no runs/)
+    assert stage("insert-clean-resolvers-finetune.yaml")["model"] == "default"
 
 
 def test_default_config_file_matches_builtin_defaults():
@@ -153,6 +158,30 @@ def test_building_only_the_test_split_damages_exactly_its_articles(tmp_path, sim
     assert set(counts) == {"test"} and not (tmp_path / "train.jsonl").exists()
     ids = [r["id"] for r in read_jsonl(tmp_path / "test.jsonl")]
     assert ids == [a.id for a in arts if split_of(a.id) == "test"] and ids
+
+
+def test_a_parse_cache_gives_the_same_records_and_parses_each_text_once(tmp_path, simulator, articles):
+    arts = [Article(f"{i}-{a}", t) for i in range(8) for a, t in articles]  # 24 articles, 3 distinct texts
+
+    def build(out, cache=None):
+        build_dataset(arts, tmp_path / out, simulator, samples_per_article=2, progress=False, parse_cache=cache)
+        return {s: (tmp_path / out / f"{s}.jsonl").read_text(encoding="utf-8") for s in SPLITS}
+
+    plain = build("plain")
+    originals = [r["original"] for s in SPLITS for r in read_jsonl(tmp_path / "plain" / f"{s}.jsonl")]
+    assert any(o.startswith(tuple(DATELINES)) for o in originals)  # the dateline path joins a parse to another
+    cache = tmp_path / "parses"
+    assert build("cold", cache) == plain
+    kept = sorted(cache.rglob("*.doc"))
+    assert len(kept) == len(articles)  # one file per distinct text
+    parses = ParseCache(cache, simulator.nlp)
+    assert len(list(parses.pipe(a.text for a in arts))) == len(arts) and (parses.hits, parses.misses) == (24, 0)
+    assert build("warm", cache) == plain
+    kept[0].write_bytes(b"not a parse")  # a damaged file is parsed again and rewritten
+    assert build("mended", cache) == plain
+    list(parses.pipe(a.text for a in arts))
+    assert (parses.hits, parses.misses) == (24, 0)
+    assert not list(cache.rglob("*.tmp"))
 
 
 def _external(tmp_path, records, name="external.jsonl"):

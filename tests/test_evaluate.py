@@ -151,3 +151,44 @@ def test_one_word_recall_is_reported_per_label():
                                   "input": {"wer": 0.2}, "oracle": {"wer": 0.0}}}).splitlines()[-1]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[7:9] == ["1.000", "0.000"]  # one-word copies R, one-word substitutions R
+
+
+def _random_tags(rng, n, valid):
+    """``n`` IOB2 tags of random SUB/DUP spans; with ``valid`` False, stray I- tags and label switches too."""
+    tags, i = ["O"] * n, 0
+    while i < n:
+        if rng.random() < 0.2:
+            label, width = rng.choice(["SUB", "DUP"]), rng.randint(1, 4)
+            for k in range(i, min(n, i + width)):
+                tags[k] = ("B-" if k == i else "I-") + label
+            i += width
+        i += 1
+    if not valid:
+        for _ in range(3):
+            tags[rng.randrange(n)] = rng.choice(["I-SUB", "I-DUP"])
+    return tags
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # seqeval's own macro average over no label, in the reference
+def test_counted_micro_span_scores_are_seqevals_strict_figures():
+    import random
+
+    from corefix.model.metrics import _valid_iob2, micro_span_scores, span_scores
+
+    rng = random.Random(0)
+    counted = strict = 0
+    for case in range(200):
+        lengths = [rng.randint(0, 40) for _ in range(rng.randint(1, 6))]
+        gold = [_random_tags(rng, n, valid=case % 5 != 0) if n else [] for n in lengths]
+        pred = [_random_tags(rng, n, valid=case % 4 != 0) if n else [] for n in lengths]
+        if case % 10 == 1:
+            pred = [list(g) for g in gold]  # a perfect system
+        if case % 10 == 2:
+            pred = [["O"] * n for n in lengths]  # a silent one
+        counted += sum(_valid_iob2(g) and _valid_iob2(p) for g, p in zip(gold, pred))
+        strict += sum(not (_valid_iob2(g) and _valid_iob2(p)) for g, p in zip(gold, pred))
+        assert micro_span_scores(gold, pred) == span_scores(gold, pred).get("micro", {}), case
+    assert counted > 300 and strict > 50  # both ways of counting an article were taken, often
+    assert micro_span_scores([["O", "I-SUB"]], [["O", "O"]]) == {"precision": 0.0, "recall": 0.0, "f1": 0.0,
+                                                                 "f0.5": 0.0, "support": 0}  # no strict span
+    assert micro_span_scores([["O", "O"]], [["O", "O"]]) == {}

@@ -48,3 +48,16 @@ def test_a_set_scored_on_other_articles_is_not_compared():
     with pytest.raises(NotBetter, match="clean: scored on 689 articles against 100"):
         check_better({"clean": {"articles": 689, "span_f1": 0.0, "clean_articles_flagged": 0.10}}, old)
     check_better({"clean": {"articles": 100, "span_f1": 0.0, "clean_articles_flagged": 0.78}}, old)
+
+
+def test_next_stage_carries_on_only_the_shipped_model():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run = lambda *a: subprocess.run(["bash", "scripts/next_stage.sh", *a], cwd=root, capture_output=True, text=True)  # noqa: E731
+    usage = run()
+    assert usage.returncode == 64 and "next_stage.sh CONFIG RUN" in usage.stderr
+    other = run("configs/clean-resolvers-finetune.yaml", "runs/nothing")  # stage 9 began from runs/wide3-soup/best
+    assert other.returncode == 64 and "model is runs/wide3-soup/best" in other.stderr
+    assert not (root / "runs" / "nothing").exists()

@@ -118,3 +118,20 @@ def test_property_only_spans_and_their_seams_change(text, data):
     if not spans:
         assert out == text
     assert apply_spans(text, with_repl) == out
+
+
+def test_prefetched_slots_are_the_parses_of_one_slot_at_a_time():
+    import re
+
+    from corefix.model import pronouns
+
+    text = ("Ana Lopez sold her car to Ben Smith. Ana Lopez said Ben Smith paid well. The Smiths were pleased, "
+            "and Ben Smith told reporters that Ana Lopez is a fair trader.")
+    slots = [(text, m.start(), m.end()) for m in re.finditer("Ana Lopez|Ben Smith|The Smiths", text)]
+    pronouns._SLOTS.clear()
+    one_at_a_time = [pronouns.parse_slot(*s) for s in slots]
+    assert len(pronouns._SLOTS) == len(slots) and any(c is not None for c, _, _ in one_at_a_time)
+    pronouns._SLOTS.clear()
+    pronouns.prefetch_slots(slots + slots[:2], batch_size=3)  # repeats are parsed once
+    assert len(pronouns._SLOTS) == len(slots)
+    assert [pronouns._SLOTS[s] for s in slots] == one_at_a_time == [pronouns.parse_slot(*s) for s in slots]

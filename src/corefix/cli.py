@@ -84,6 +84,9 @@ def _add_make_dataset(sub):
     p.add_argument("--text-field", default="text")
     p.add_argument("--id-field", default="id")
     p.add_argument("--processes", type=int, default=1, help="spaCy worker processes")
+    p.add_argument("--parse-cache", metavar="DIR",
+                   help="keep spaCy's parse of each article in DIR and read it from there in later builds "
+                        "(scripts/build_data.sh uses data/parses); the records are the same either way")
     p.add_argument("--stats", metavar="DIR", help="print the damage statistics of a built dataset and exit")
     p.set_defaults(func=_run_make_dataset)
 
@@ -127,7 +130,7 @@ def _run_make_dataset(args):
     if not articles:
         raise UserError(f"{args.corpus}: no usable articles")
     counts = build_dataset(articles, args.out, Simulator(settings), args.samples_per_article, args.processes,
-                           splits=tuple(args.splits))
+                           splits=tuple(args.splits), parse_cache=args.parse_cache)
     print(json.dumps(counts))
     print(format_stats(folder_stats(args.out, [s for s in counts if counts[s]])))
 

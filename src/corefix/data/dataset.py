@@ -9,6 +9,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .corpus import Article
+from .parses import ParseCache
 from .records import SPLITS, split_of
 from .simulate import Simulator
 
@@ -30,12 +31,15 @@ def build_dataset(
     n_process: int = 1,
     progress: bool = True,
     splits: tuple[str, ...] = SPLITS,
+    parse_cache: str | Path | None = None,
 ) -> dict[str, int]:
     """Damage each article ``samples_per_article`` times; write the splits named in ``splits``.
 
     An article's split is decided by its id (:func:`corefix.data.records.split_of`),
     so building only the test split of a corpus damages exactly the articles
     that a full build puts there, and no test article is ever trained on.
+    ``parse_cache``: a folder of spaCy parses shared by builds (:class:`corefix.data.parses.ParseCache`); the
+    records are the same with or without it.
     """
     unknown = set(splits) - set(SPLITS)
     if unknown:
@@ -46,13 +50,17 @@ def build_dataset(
     files = {s: open(out_dir / f"{s}.jsonl", "w", encoding="utf-8") for s in splits}
     counts = Counter()
     try:
-        docs = simulator.nlp.pipe((a.text for a in articles), batch_size=16, n_process=n_process)
+        texts = [a.text for a in articles]
+        cache = ParseCache(parse_cache, simulator.nlp) if parse_cache is not None else None
+        docs = (cache or simulator.nlp).pipe(texts, batch_size=16, n_process=n_process)
         for art, doc in tqdm(zip(articles, docs), total=len(articles), desc="simulating", disable=not progress):
             split = split_of(art.id)
             for k in range(samples_per_article):
                 rec = simulator.damage(art.id, art.text, sample=k, doc=doc, dateline=art.extra.get("dateline")).to_record()
                 files[split].write(json.dumps(rec, ensure_ascii=False) + "\n")
                 counts[split] += 1
+        if cache is not None and progress:
+            tqdm.write(f"parses: {cache.hits} read from {cache.folder}, {cache.misses} parsed and kept there")
     finally:
         for f in files.values():
             f.close()

@@ -117,7 +117,7 @@ class Simulator:
         if dateline is not None:  # parse the dateline alone and join: the article's parse is reused
             from spacy.tokens import Doc
 
-            doc = Doc.from_docs([self.nlp(dateline), doc])
+            doc = Doc.from_docs([self.nlp(dateline), doc], exclude=["tensor"])  # a cached parse keeps no tensor
         toks = _surface_tokens(doc, style, profile, rng)
         if stable_rng(self.settings.seed, article_id, sample, "title-periods").random() < profile.surface.title_periods:
             _add_title_periods(toks)

@@ -56,8 +56,8 @@ from ..words import chunks
 from .card import ModelCard
 from .decode import DECODINGS, DecodePolicy, passes_gate, span_confidences
 from .inference import Detector
-from .metrics import (METRICS, THRESHOLDS, best_threshold, first_mention_flag_rate, flagged_share, micro, prf,
-                      span_scores)
+from .metrics import (METRICS, THRESHOLDS, best_threshold, first_mention_flag_rate, flagged_share, micro_span_scores,
+                      prf)
 
 SPLIT_PENALTIES = (0.0, 0.25, 0.5, 0.75, 1.0)  # log-odds against two adjacent spans
 FIRST_MENTION_BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # log-odds for O on a capitalised word new to the article
@@ -128,7 +128,7 @@ def groups_with_spans(gold: list[list[str]], groups: list[str] | None) -> dict[s
 def group_scores(gold: list[list[str]], metric: str, members: dict[str, list[int]]):
     """A function of predicted tags: group name -> the micro span ``metric`` over that group's articles."""
     def scores(tags):
-        return {g: micro(span_scores([gold[i] for i in ix], [tags[i] for i in ix]), metric) for g, ix in members.items()}
+        return {g: micro_span_scores([gold[i] for i in ix], [tags[i] for i in ix]).get(metric, 0.0) for g, ix in members.items()}
     return scores
 
 
@@ -136,7 +136,7 @@ def profile_score(gold: list[list[str]], metric: str, members: dict[str, list[in
     """A function of predicted tags: the mean over ``members``' groups of each one's micro span ``metric``;
     the pooled micro score where there are fewer than two groups."""
     if len(members) < 2:
-        return lambda tags: micro(span_scores(gold, tags), metric)
+        return lambda tags: micro_span_scores(gold, tags).get(metric, 0.0)
     by_group = group_scores(gold, metric, members)
     return lambda tags: sum(by_group(tags).values()) / len(members)
 
@@ -203,7 +203,7 @@ def _article_gate(gold, predictions, metric, clean, choice: DecodePolicy, calibr
     for gate, density in candidates:
         tags = gated(damaged, gate, density)
         flagged = flagged_share(gated(cleaned, gate, density))
-        tried[gate, density] = (micro(span_scores(gold, tags), metric), flagged, scores_by_group(tags))
+        tried[gate, density] = (micro_span_scores(gold, tags).get(metric, 0.0), flagged, scores_by_group(tags))
     best = max(v for v, _, _ in tried.values())
     plain = tried[0.0, 0.0][2]
     affordable = [c for c, (v, _, by_group) in tried.items()

@@ -34,6 +34,7 @@ from .decode import DecodePolicy
 from .metrics import (by_span_length, clean_flag_rate, fill_scores, first_mention_flag_rate, first_mentions, prf,
                       pronoun_scores, span_scores, threshold_curve, word_scores)
 from .heads import annotate_articles
+from .pronouns import prefetch_slots
 from .options import GAP_MODES
 from .restore import restore_text
 
@@ -100,15 +101,17 @@ def evaluate(records: list[dict], predictions=None, policy: DecodePolicy | None 
     readability of each way of restoring (:func:`restoration_table`).
     """
     input_tags = [["O"] * len(r["tags"]) for r in records]
+    baseline_tags = [rule_tags(r["text"])[1] for r in records]
+    policy = policy or DecodePolicy()
+    tags = [p.tags(policy) for p in predictions] if predictions is not None else None
+    prefetch_slots(_substitution_slots(records, [baseline_tags] + ([tags] if tags is not None else [])))
     result = {
         "articles": len(records),
         "input": score_system(records, input_tags),
-        "rule_baseline": score_system(records, [rule_tags(r["text"])[1] for r in records]),
+        "rule_baseline": score_system(records, baseline_tags),
         "oracle": score_system(records, [r["tags"] for r in records], [r["spans"] for r in records]),
     }
     if predictions is not None:
-        policy = policy or DecodePolicy()
-        tags = [p.tags(policy) for p in predictions]
         gold = [r["tags"] for r in records]
         model = result["model"] = score_system(records, tags)
         model["threshold"] = policy.threshold
@@ -123,6 +126,15 @@ def evaluate(records: list[dict], predictions=None, policy: DecodePolicy | None 
         if heads is not None:
             result["restoration"] = restoration_table(records, predictions, policy, heads, result)
     return result
+
+
+def _substitution_slots(records: list[dict], systems: list[list[list[str]]]):
+    """``(text, start, end)`` of every ``SUB`` span of the gold and of each system's word tags: the slots
+    whose pronoun restoration will ask spaCy about (:func:`corefix.model.pronouns.prefetch_slots`)."""
+    for k, r in enumerate(records):
+        offsets = word_offsets(r["text"])
+        spans = list(r["spans"]) + [s for tags in systems for s in tags_to_spans(offsets, tags[k])]
+        yield from ((r["text"], s["start"], s["end"]) for s in spans if s["label"] == "SUB")
 
 
 def restoration_table(records: list[dict], predictions, policy: DecodePolicy, heads, result: dict) -> dict:

@@ -54,6 +54,47 @@ def span_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
     return out
 
 
+def micro_span_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
+    """The ``micro`` entry of :func:`span_scores` (precision, recall, F1, F0.5, support), the same figures
+    in a fraction of the time. Strict IOB2 span counts add up article by article: where both of an article's
+    sequences are valid IOB2 (each ``I-X`` after ``B-X`` or ``I-X``), seqeval's strict mode finds exactly the
+    chunks of its default chunker (:func:`corefix.words.chunks`), which are counted; the other articles' spans
+    are seqeval's strict ``Entities``. For the many scorings of threshold curves and calibration
+    (``tests/test_evaluate.py`` checks that the two agree)."""
+    from seqeval.scheme import IOB2, Entities
+
+    if not any(t != "O" for tags in (*gold, *pred) for t in tags):
+        return {}
+    hits = predicted = true = 0
+    strict = []
+    for k, (g, p) in enumerate(zip(gold, pred)):
+        if not (_valid_iob2(g) and _valid_iob2(p)):
+            strict.append(k)
+            continue
+        gold_chunks, pred_chunks = set(chunks(g)), set(chunks(p))
+        hits += len(gold_chunks & pred_chunks)
+        predicted += len(pred_chunks)
+        true += len(gold_chunks)
+    if strict:
+        gold_entities = Entities([gold[k] for k in strict], IOB2).entities
+        pred_entities = Entities([pred[k] for k in strict], IOB2).entities
+        for g, p in zip(gold_entities, pred_entities):
+            gold_spans, pred_spans = {e.to_tuple() for e in g}, {e.to_tuple() for e in p}
+            hits += len(gold_spans & pred_spans)
+            predicted += len(pred_spans)
+            true += len(gold_spans)
+    return {**prf(hits, predicted, true), "support": true}
+
+
+def _valid_iob2(tags: list[str]) -> bool:
+    prev = "O"
+    for t in tags:
+        if t != "O" and (t[:2] not in ("B-", "I-") or (t[0] == "I" and prev[2:] != t[2:])):
+            return False
+        prev = t
+    return True
+
+
 def word_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
     """Word-level precision/recall/F1 of "inserted or not", whatever the label."""
     pairs = [(g != "O", p != "O") for gs, ps in zip(gold, pred) for g, p in zip(gs, ps)]
@@ -79,7 +120,7 @@ def threshold_curve(gold: list[list[str]], predictions, policy: DecodePolicy,
     curve = []
     for th in thresholds:
         at = dataclasses.replace(policy, threshold=th)
-        s = span_scores(gold, [p.tags(at) for p in predictions]).get("micro", {})
+        s = micro_span_scores(gold, [p.tags(at) for p in predictions])
         curve.append({"threshold": th, **{k: s.get(k, 0.0) for k in ("precision", "recall", "f1", "f0.5")}})
     return curve
 

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One more release stage, carried on from the shipped model, on a machine where nothing is built yet:
+#   bash scripts/next_stage.sh CONFIG RUN [DATA_PART ...]
+#   e.g. bash scripts/next_stage.sh configs/insert-clean-resolvers-finetune.yaml runs/wide6-soup insert2
+# 1. builds every dataset the release stages train on and are scored on (scripts/build_data.sh, each of its
+#    parts, then DATA_PART: the data the stage adds), spaCy's parses shared between them (data/parses);
+# 2. trains CONFIG (its `model` must be `default`: the shipped model) into its run_dir, averages that with the
+#    shipped model into RUN/best and finishes it as the shipped model was (scripts/release_steps.sh);
+# 3. evaluates it on every test set into RUN/eval*;
+# 4. asks `package-model` to replace the shipped model: it does only if the candidate is better on every test set
+#    the shipped one was scored on, and otherwise says where it is not, writes nothing and exits 2.
+# Each step prints when it starts; docs/results.md records how long each took (2 CPU cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1
+[ $# -ge 2 ] || { sed -n 2,4p "$0" >&2; exit 64; }
+CONFIG=$1 RUN=$2; shift 2
+read -r MODEL TRAINED < <(python -c "import sys; from corefix.model.train import TrainConfig
+c = TrainConfig.from_yaml(sys.argv[1]); print(c.model, c.run_dir)" "$CONFIG")
+[ "$MODEL" = default ] || { echo "$CONFIG: model is $MODEL; a next stage carries on the shipped model (model: default)" >&2; exit 64; }
+SHIPPED=src/corefix/default_model
+source scripts/release_steps.sh
+step() { echo "== $1 (at ${SECONDS} s, $(date -u +%H:%M:%S) UTC)"; }
+step "1. data"
+for part in "" random independent clean wide resolvers resolvers2 clean2 "$@"; do
+  bash scripts/build_data.sh $part
+done
+step "2. train $CONFIG, average with the shipped model into $RUN/best, finish"
+carry_on "$TRAINED" "$SHIPPED" "$RUN/best" "$CONFIG"
+step "3. evaluate on every test set"
+evaluate_release "$RUN"
+step "4. package-model: replace the shipped model only if better on every test set"
+python scripts/package_model.py --model "$RUN/best" --out "$SHIPPED" --eval "${EVALS[@]/#/$RUN/}" \
+    --config "$CONFIG" --command "bash scripts/next_stage.sh $CONFIG $RUN $*"
+step "done"

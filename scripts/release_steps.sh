@@ -1,0 +1,41 @@
+# The steps every release stage shares, sourced by scripts/make_default_model.sh (all stages from the encoder)
+# and scripts/next_stage.sh (one stage from the shipped model): the test sets the release rule reads, how a
+# stage is trained, averaged and finished, and how a candidate is evaluated on every test set.
+
+# seed and resolvers: every article (224 BBC, 689 US; the US sets were scored on their first 300 until
+# docs/results.md 2026-12-06 (7), where three candidates in a row lost one or two sets by 0.1-0.3 points)
+TESTS=(data/bbc-seed/test.jsonl data/bbc-resolvers/test.jsonl data/us-seed/test.jsonl data/us-resolvers/test.jsonl)
+# inserted copies: every article (224 BBC, 689 US; on 100 a candidate lost by 0.2 points, a few spans);
+# leftward drift (every copy left of its mention; training draws at most 30 % leftward): the first 100 of each
+INSERT=(data/bbc-insert/test.jsonl data/us-insert/test.jsonl)
+LEFT=(data/bbc-left/test.jsonl data/us-left/test.jsonl)
+# undamaged articles: every one of the clean test splits (224 BBC, 689 US; 100 were too few to tell models apart)
+CLEAN=(data/bbc-clean/test.jsonl data/us-clean/test.jsonl)
+# damage made by code that is not the simulator (tools/independent_damage): all 150 articles of each
+INDEPENDENT=(data/gen{a,b,c}-{bbc,us}/test.jsonl)
+
+finish() {  # finish AVERAGE_DIR: calibrate on 800, no gate, first-mention bias on 800, span heads
+  python scripts/calibrate.py --model "$1" --limit 800
+  python -c "import sys; from corefix.model.card import ModelCard; c = ModelCard.load(sys.argv[1]); c.article_gate = c.gate_density = 0.0; c.save(sys.argv[1])" "$1"
+  python scripts/calibrate.py --model "$1" --only-first-mention-bias --limit 800
+  python scripts/fit_heads.py --model "$1" --data data/bbc-mix4 data/us-mix3 --train-limit 2000
+}
+
+carry_on() {  # carry_on TRAINED FROM AVERAGE CONFIG [KEY=VALUE ...]: train CONFIG (its best in TRAINED), average
+  # that with FROM, the model it started from, into AVERAGE, and finish it; skipped when AVERAGE is built
+  local trained=$1 from=$2 average=$3; shift 3
+  [ -f "$average/model.safetensors" ] && return
+  python scripts/train.py --config "$@"
+  python scripts/average.py --models "$trained/best" "$from" --out "$average"
+  finish "$average"
+}
+
+evaluate_release() {  # evaluate_release RUN: pack RUN/best into RUN/packed, score it into RUN/eval*
+  python scripts/package_model.py --model "$1/best" --out "$1/packed"
+  python scripts/evaluate.py --model "$1/packed" --out "$1"/eval --data "${TESTS[@]}"
+  python scripts/evaluate.py --model "$1/packed" --out "$1"/eval-insert --data "${INSERT[@]}"
+  python scripts/evaluate.py --model "$1/packed" --out "$1"/eval-families --limit 100 --data "${LEFT[@]}"
+  python scripts/evaluate.py --model "$1/packed" --out "$1"/eval-clean --data "${CLEAN[@]}"
+  python scripts/evaluate.py --model "$1/packed" --out "$1"/eval-independent --data "${INDEPENDENT[@]}"
+}
+EVALS=(eval eval-insert eval-families eval-clean eval-independent)  # the folders evaluate_release writes
