@@ -41,12 +41,7 @@ STAGE4=runs/genab-clean-ft
 AVG4=runs/genab-clean-soup
 RUN=runs/wide3-soup
 source scripts/release_steps.sh
-bash scripts/build_data.sh
-bash scripts/build_data.sh random
-bash scripts/build_data.sh independent
-bash scripts/build_data.sh clean
-bash scripts/build_data.sh wide
-bash scripts/build_data.sh resolvers
+build_parts "${RECIPE_DATA[@]}"
 [ -f $STAGE1/packed/model.safetensors ] || {
   python scripts/train.py --config configs/default-model.yaml
   python scripts/package_model.py --model $STAGE1/best --out $STAGE1/packed

@@ -22,9 +22,7 @@ SHIPPED=src/corefix/default_model
 source scripts/release_steps.sh
 step() { echo "== $1 (at ${SECONDS} s, $(date -u +%H:%M:%S) UTC)"; }
 step "1. data"
-for part in "" random independent clean wide resolvers resolvers2 clean2 "$@"; do
-  bash scripts/build_data.sh $part
-done
+build_parts "${RECIPE_DATA[@]}" resolvers2 clean2 "$@"  # the recipe's data, stages 8 and 9's, then the stage's own
 step "2. train $CONFIG, average with the shipped model into $RUN/best, finish"
 carry_on "$TRAINED" "$SHIPPED" "$RUN/best" "$CONFIG"
 step "3. evaluate on every test set"

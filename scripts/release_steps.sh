@@ -14,6 +14,13 @@ CLEAN=(data/bbc-clean/test.jsonl data/us-clean/test.jsonl)
 # damage made by code that is not the simulator (tools/independent_damage): all 150 articles of each
 INDEPENDENT=(data/gen{a,b,c}-{bbc,us}/test.jsonl)
 
+# the build_data.sh parts the stages of scripts/make_default_model.sh train on and are scored on ("": the base part)
+RECIPE_DATA=("" random independent clean wide resolvers)
+build_parts() {  # build_parts PART ...: bash scripts/build_data.sh PART for each (a rerun skips what is built)
+  local part
+  for part in "$@"; do bash scripts/build_data.sh $part; done
+}
+
 finish() {  # finish AVERAGE_DIR: calibrate on 800, no gate, first-mention bias on 800, span heads
   python scripts/calibrate.py --model "$1" --limit 800
   python -c "import sys; from corefix.model.card import ModelCard; c = ModelCard.load(sys.argv[1]); c.article_gate = c.gate_density = 0.0; c.save(sys.argv[1])" "$1"
