@@ -2,6 +2,8 @@
 # One more release stage, carried on from the shipped model, on a machine where nothing is built yet:
 #   bash scripts/next_stage.sh CONFIG RUN [DATA_PART ...]
 #   e.g. bash scripts/next_stage.sh configs/insert-clean-resolvers-finetune.yaml runs/wide6-soup insert2
+#   PREFER_THRESHOLD=T (in the environment): calibration keeps threshold T unless a threshold beats it by more
+#   than one standard error (stage 11: PREFER_THRESHOLD=0.7, the shipped model's)
 # 1. builds every dataset the release stages train on and are scored on (scripts/build_data.sh, each of its
 #    parts, then DATA_PART: the data the stage adds), spaCy's parses shared between them (data/parses);
 # 2. trains CONFIG (its `model` must be `default`: the shipped model) into its run_dir, averages that with the
@@ -29,5 +31,5 @@ step "3. evaluate on every test set"
 evaluate_release "$RUN"
 step "4. package-model: replace the shipped model only if better on every test set"
 python scripts/package_model.py --model "$RUN/best" --out "$SHIPPED" --eval "${EVALS[@]/#/$RUN/}" \
-    --config "$CONFIG" --command "bash scripts/next_stage.sh $CONFIG $RUN $*"
+    --config "$CONFIG" --command "${PREFER_THRESHOLD:+PREFER_THRESHOLD=$PREFER_THRESHOLD }bash scripts/next_stage.sh $CONFIG $RUN $*"
 step "done"

@@ -118,7 +118,8 @@ def test_the_wide_configs_are_their_bases_with_what_they_name_changed():
               ("clean-resolvers-finetune.yaml", "bbc-resolvers-second-finetune.yaml",
                ["data/bbc-clean-train-2", "data/us-clean-train-2"], always),
               ("insert-clean-resolvers-finetune.yaml", "clean-resolvers-finetune.yaml", ["data/bbc-insert-labelled"],
-               always | {"model"})]
+               always | {"model"}),
+              ("insert-clean-resolvers-finetune-2.yaml", "insert-clean-resolvers-finetune.yaml", [], {"run_dir", "seed"})]
     for name, base_name, added, keys in stages:
         new, base = stage(name), stage(base_name)
         assert {k for k in base if base[k] != new[k]} == keys, name
@@ -128,6 +129,7 @@ def test_the_wide_configs_are_their_bases_with_what_they_name_changed():
     assert stage("clean-resolvers-finetune.yaml")["model"] == "runs/wide3-soup/best"
     # stage 10 carries on the shipped model as packed in corefix (scripts/next_stage.sh, on a machine with no runs/)
     assert stage("insert-clean-resolvers-finetune.yaml")["model"] == "default"
+    assert stage("insert-clean-resolvers-finetune-2.yaml")["model"] == "default"  # stage 11: stage 10, a new seed
 
 
 def test_default_config_file_matches_builtin_defaults():

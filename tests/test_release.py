@@ -61,3 +61,19 @@ def test_next_stage_carries_on_only_the_shipped_model():
     other = run("configs/clean-resolvers-finetune.yaml", "runs/nothing")  # stage 9 began from runs/wide3-soup/best
     assert other.returncode == 64 and "model is runs/wide3-soup/best" in other.stderr
     assert not (root / "runs" / "nothing").exists()
+
+
+def test_finish_passes_the_preferred_threshold_to_calibration_only_when_set():
+    """scripts/release_steps.sh's ``finish`` (every stage's finishing): ``PREFER_THRESHOLD=T`` adds
+    ``--prefer-threshold T`` to its first calibration and nothing else; unset, the commands are as before."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = 'python() { echo "python $*"; }; source scripts/release_steps.sh; finish runs/x/best'
+    calls = lambda env: subprocess.run(["bash", "-c", script], cwd=root, capture_output=True, text=True,  # noqa: E731
+                                       env={"PATH": "/usr/bin:/bin", **env}, check=True).stdout.splitlines()
+    plain, preferred = calls({}), calls({"PREFER_THRESHOLD": "0.7"})
+    assert plain[0] == "python scripts/calibrate.py --model runs/x/best --limit 800"
+    assert preferred[0] == plain[0] + " --prefer-threshold 0.7"
+    assert preferred[1:] == plain[1:] and len(plain) == 4 and not any("prefer" in c for c in plain)

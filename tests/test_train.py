@@ -233,7 +233,7 @@ def test_calibrate_command_rewrites_the_card_from_given_articles(tiny_model, tin
     assert {k: v for k, v in after["calibration"].items() if not k.startswith("first_mention_bias")} == \
         {k: v for k, v in card["calibration"].items() if not k.startswith("first_mention_bias")}
     for args, message in ((["--data", str(tmp_path / "none.jsonl")], "no such file"), (["--limit", "0"], "--limit"),
-                          (["--data", str(tmp_path)], "no such file")):
+                          (["--data", str(tmp_path)], "no such file"), (["--prefer-threshold", "1.5"], "between 0 and 1")):
         with pytest.raises(SystemExit):
             main(["calibrate", "--model", str(model), *args])
         assert message in capsys.readouterr().err
@@ -585,6 +585,14 @@ def test_calibration_takes_the_threshold_within_one_standard_error_that_spares_c
     policy, cal = choose_policy(gold(30), preds, "f1", clean=cleans)
     assert policy.threshold <= 0.45 and preds[0].tags(policy)[1] == "B-DUP"
     assert cal["one_se_threshold"]["best"] - cal["one_se_threshold"]["0.5"]["f1"] > cal["one_se_threshold"]["standard_error"]
+    # a preferred threshold (the incumbent's) is kept inside the band, though it flags clean articles; outside
+    # the band it is not, and the rule chooses as without it
+    kept, cal = choose_policy(gold(18), preds, "f1", clean=cleans, prefer_threshold=0.3)
+    assert kept.threshold == 0.3 and cal["one_se_threshold"]["preferred"] == 0.3 == cal["one_se_threshold"]["chosen"]
+    assert cal["one_se_threshold"]["0.3"]["clean_flag_rate"] == 1.0  # at 0.3, before the article gate
+    moved, cal = choose_policy(gold(30), preds, "f1", clean=cleans, prefer_threshold=0.6)
+    assert cal["one_se_threshold"]["best"] - cal["one_se_threshold"]["0.6"]["f1"] > cal["one_se_threshold"]["standard_error"]
+    assert moved.threshold == policy.threshold <= 0.45
     # the standard error: 0 where every article is the same, the same figure for the same articles
     same = [["B-DUP", "O", "O"]] * 40
     assert bootstrap_se(same, same, "f1", {}) == 0.0

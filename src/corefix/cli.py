@@ -169,6 +169,10 @@ def _add_calibrate(sub):
     p.add_argument("--only-first-mention-bias", action="store_true",
                    help="choose only the first-mention bias again, keeping the rest of the card's policy (its "
                         "flag rate's confidence bound wants more articles: e.g. --limit 800)")
+    p.add_argument("--prefer-threshold", type=float, default=None, metavar="T",
+                   help="keep threshold T (e.g. that of the model this one would replace) when its span score is "
+                        "within one standard error of the best; otherwise the threshold within it that flags the "
+                        "fewest clean articles, as without it")
     p.set_defaults(func=_run_calibrate)
 
 
@@ -180,6 +184,8 @@ def _run_calibrate(args):
     model_dir = check_model_dir(args.model)
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be at least 1")
+    if args.prefer_threshold is not None and not 0.0 < args.prefer_threshold < 1.0:
+        raise UserError(f"--prefer-threshold must be between 0 and 1, not {args.prefer_threshold}")
     if args.data:
         data = Path(args.data)
         if not data.is_file():
@@ -189,7 +195,7 @@ def _run_calibrate(args):
         data, records = _training_split(model_dir, "validation", args.limit)
     if not records:
         raise UserError(f"{data}: no records")
-    card = calibrate(model_dir, records, args.metric, args.only_first_mention_bias)
+    card = calibrate(model_dir, records, args.metric, args.only_first_mention_bias, args.prefer_threshold)
     info = card.calibration_info()
     print(json.dumps({"model": str(model_dir), "data": str(data), **info}, indent=2))
 

@@ -23,7 +23,12 @@ one that flags the fewest clean articles (the best-scoring, then the nearest,
 on a tie). On a few hundred validation articles neighbouring thresholds differ
 by less than their noise, and the best one alone ignored what a threshold does to articles
 that hold nothing to find: a model trained to flag less could be handed a
-lower threshold that gave it back.
+lower threshold that gave it back. Given ``prefer_threshold`` (the threshold of
+the model a candidate would replace), that threshold is kept whenever it is
+inside the band: a candidate moves off the incumbent's operating point only
+where its validation score says so by more than its noise (docs/results.md
+2026-12-07 (3): stage 10 lost six test sets by 0.03-0.6 points after the
+rule moved it from 0.70 to 0.75 inside one standard error).
 
 Last, the first-mention bias (:class:`corefix.model.decode.DecodePolicy`):
 the best-scoring of :data:`FIRST_MENTION_BIASES` among those whose share of
@@ -72,13 +77,14 @@ BOOTSTRAP_SEED = 0  # the same articles give the same standard error, run after 
 
 
 def choose_policy(gold: list[list[str]], predictions, metric: str = "f1",
-                  texts: list[str] | None = None, clean=None, groups: list[str] | None = None
-                  ) -> tuple[DecodePolicy, dict]:
+                  texts: list[str] | None = None, clean=None, groups: list[str] | None = None,
+                  prefer_threshold: float | None = None) -> tuple[DecodePolicy, dict]:
     """The best decoding policy for ``predictions`` against ``gold``, and every candidate's score.
 
     With the articles' ``texts``, the first-mention bias is chosen too; with predictions on ``clean``
     articles (no span to find), the article gate, held to its cost on each of the articles' ``groups``
-    (one name per article, e.g. its damage profile) as well as on all of them.
+    (one name per article, e.g. its damage profile) as well as on all of them. ``prefer_threshold``: the
+    threshold kept when it is within one standard error of the best (with clean articles only).
     """
     _check_metric(metric)
     members = groups_with_spans(gold, groups)
@@ -109,7 +115,8 @@ def choose_policy(gold: list[list[str]], predictions, metric: str = "f1",
         if value > best:
             choice, best = policy, value
     if clean:
-        choice = _one_se_threshold(gold, predictions, metric, clean, choice, calibration, members, score_tags)
+        choice = _one_se_threshold(gold, predictions, metric, clean, choice, calibration, members, score_tags,
+                                   prefer_threshold)
     if texts is not None:
         choice = _first_mention_bias(gold, predictions, metric, texts, choice, calibration, score_tags)
     if clean:
@@ -161,11 +168,12 @@ def bootstrap_se(gold: list[list[str]], pred: list[list[str]], metric: str, memb
 
 
 def _one_se_threshold(gold, predictions, metric, clean, choice: DecodePolicy, calibration: dict, members,
-                      score_tags) -> DecodePolicy:
+                      score_tags, prefer: float | None = None) -> DecodePolicy:
     if choice.threshold is None:  # arg-max has no threshold to move
         return choice
     tried, best_tags = {}, None
-    for th in sorted({*THRESHOLDS, choice.threshold}):  # each threshold decoded once
+    extra = {prefer} if prefer is not None else set()
+    for th in sorted({*THRESHOLDS, choice.threshold, *extra}):  # each threshold decoded once
         policy = dataclasses.replace(choice, threshold=th)
         tags = [p.tags(policy) for p in predictions]
         tried[th] = (score_tags(tags), flagged_share([p.tags(policy) for p in clean]))
@@ -175,9 +183,11 @@ def _one_se_threshold(gold, predictions, metric, clean, choice: DecodePolicy, ca
     se = bootstrap_se(gold, best_tags, metric, members)
     band = [th for th, (v, _) in tried.items() if v >= best - se]
     threshold = min(band, key=lambda th: (tried[th][1], -tried[th][0], abs(th - choice.threshold)))
+    if prefer is not None and prefer in band:  # the incumbent's operating point, unless the evidence says otherwise
+        threshold = prefer
     calibration["one_se_threshold"] = {
         "clean_articles": len(clean), "standard_error": se, "best_threshold": choice.threshold, "best": best,
-        "chosen": threshold, **{str(th): {metric: v, "clean_flag_rate": r} for th, (v, r) in tried.items()}}
+        "chosen": threshold, **({"preferred": prefer} if prefer is not None else {}), **{str(th): {metric: v, "clean_flag_rate": r} for th, (v, r) in tried.items()}}
     return dataclasses.replace(choice, threshold=threshold)
 
 
@@ -245,11 +255,12 @@ def flag_rate_bound(rate: float, n: int, confidence: float = FIRST_MENTION_CONFI
 
 
 def calibrate(model_dir: str | Path, records: list[dict], metric: str = "f1",
-              only_first_mention_bias: bool = False) -> ModelCard:
+              only_first_mention_bias: bool = False, prefer_threshold: float | None = None) -> ModelCard:
     """Choose the policy of the model in ``model_dir`` on ``records`` (labelled articles); rewrite its card.
 
     With ``only_first_mention_bias``, only the first-mention bias is chosen again, at the rest of the card's
     policy, which is kept with its calibration: a flag rate's bound needs more articles than the other knobs.
+    ``prefer_threshold``: see :func:`choose_policy`.
     """
     _check_metric(metric)
     detector = Detector.load(model_dir)
@@ -264,7 +275,7 @@ def calibrate(model_dir: str | Path, records: list[dict], metric: str = "f1",
     else:
         # the undamaged originals (in the damaged text's surface style): articles that must come back untouched
         clean = detector.predict([r["original"] for r in records if r.get("original")])
-        policy, calibration = choose_policy(gold, predictions, metric, texts, clean, groups)
+        policy, calibration = choose_policy(gold, predictions, metric, texts, clean, groups, prefer_threshold)
     card = detector.card.with_policy(policy, calibration)
     card.save(model_dir)
     return card
