@@ -31,11 +31,15 @@ finish() {  # finish AVERAGE_DIR: calibrate on 800, no gate, first-mention bias 
 }
 
 carry_on() {  # carry_on TRAINED FROM AVERAGE CONFIG [KEY=VALUE ...]: train CONFIG (its best in TRAINED), average
-  # that with FROM, the model it started from, into AVERAGE, and finish it; skipped when AVERAGE is built
+  # that with FROM, the model it started from, into AVERAGE, and finish it. A rerun skips what is done: nothing
+  # when AVERAGE is finished (its span heads, the last step, are written), only the finishing when AVERAGE is
+  # averaged but was stopped while finishing (an unfinished average is never evaluated as if finished)
   local trained=$1 from=$2 average=$3; shift 3
-  [ -f "$average/model.safetensors" ] && return
-  python scripts/train.py --config "$@"
-  python scripts/average.py --models "$trained/best" "$from" --out "$average"
+  [ -f "$average/heads.safetensors" ] && return
+  if [ ! -f "$average/model.safetensors" ]; then
+    python scripts/train.py --config "$@"
+    python scripts/average.py --models "$trained/best" "$from" --out "$average"
+  fi
   finish "$average"
 }
 

@@ -77,3 +77,25 @@ def test_finish_passes_the_preferred_threshold_to_calibration_only_when_set():
     assert plain[0] == "python scripts/calibrate.py --model runs/x/best --limit 800"
     assert preferred[0] == plain[0] + " --prefer-threshold 0.7"
     assert preferred[1:] == plain[1:] and len(plain) == 4 and not any("prefer" in c for c in plain)
+
+
+def test_carry_on_resumes_a_stage_stopped_while_finishing(tmp_path):
+    """scripts/release_steps.sh's ``carry_on``, run again: trains, averages and finishes from nothing; only
+    finishes an average whose finishing was stopped (no span heads yet: an unfinished model is never evaluated as
+    finished); does nothing once the span heads, finishing's last step, are written."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    average = tmp_path / "soup" / "best"
+    script = (f'python() {{ echo "python $1"; }}; source scripts/release_steps.sh; '
+              f'carry_on {tmp_path}/ft shipped {average} configs/x.yaml')
+    steps = lambda: [c.split()[1] for c in subprocess.run(  # noqa: E731
+        ["bash", "-c", script], cwd=root, capture_output=True, text=True, check=True).stdout.splitlines()]
+    finishing = ["scripts/calibrate.py", "-c", "scripts/calibrate.py", "scripts/fit_heads.py"]
+    assert steps() == ["scripts/train.py", "scripts/average.py", *finishing]  # nothing there yet
+    average.mkdir(parents=True)
+    (average / "model.safetensors").write_bytes(b"")  # averaged, stopped while finishing
+    assert steps() == finishing
+    (average / "heads.safetensors").write_bytes(b"")  # finished
+    assert steps() == []
