@@ -62,7 +62,4 @@ build_parts "${RECIPE_DATA[@]}"
 carry_on runs/wide-ft $AVG4/packed runs/wide-soup/best configs/wide-finetune.yaml model=$AVG4/packed
 carry_on runs/wide2-ft runs/wide-soup/best runs/wide2-soup/best configs/wide-resolvers-finetune.yaml
 carry_on runs/wide3-ft runs/wide2-soup/best $RUN/best configs/wide-us-resolvers-finetune.yaml
-evaluate_release $RUN
-python scripts/package_model.py --model $RUN/best --out src/corefix/default_model \
-    --eval "${EVALS[@]/#/$RUN/}" \
-    --config configs/wide-us-resolvers-finetune.yaml --command "bash scripts/make_default_model.sh"
+offer_release $RUN "bash scripts/make_default_model.sh" --config configs/wide-us-resolvers-finetune.yaml

@@ -30,17 +30,23 @@ finish() {  # finish AVERAGE_DIR: calibrate on 800, no gate, first-mention bias 
   python scripts/fit_heads.py --model "$1" --data data/bbc-mix4 data/us-mix3 --train-limit 2000
 }
 
+soup() {  # soup AVERAGE MODEL MODEL ...: the uniform mean of the MODELs' weights (corefix average) into AVERAGE,
+  # finished. A rerun skips what is done: nothing when AVERAGE is finished (its span heads, the last step, are
+  # written), only the finishing when AVERAGE is averaged but was stopped while finishing (an unfinished average
+  # is never evaluated as if finished)
+  local average=$1; shift
+  [ -f "$average/heads.safetensors" ] && return
+  [ -f "$average/model.safetensors" ] || python scripts/average.py --models "$@" --out "$average"
+  finish "$average"
+}
+
 carry_on() {  # carry_on TRAINED FROM AVERAGE CONFIG [KEY=VALUE ...]: train CONFIG (its best in TRAINED), average
-  # that with FROM, the model it started from, into AVERAGE, and finish it. A rerun skips what is done: nothing
-  # when AVERAGE is finished (its span heads, the last step, are written), only the finishing when AVERAGE is
-  # averaged but was stopped while finishing (an unfinished average is never evaluated as if finished)
+  # that with FROM, the model it started from, into AVERAGE, and finish it (soup); a rerun trains again only when
+  # AVERAGE is not averaged yet
   local trained=$1 from=$2 average=$3; shift 3
   [ -f "$average/heads.safetensors" ] && return
-  if [ ! -f "$average/model.safetensors" ]; then
-    python scripts/train.py --config "$@"
-    python scripts/average.py --models "$trained/best" "$from" --out "$average"
-  fi
-  finish "$average"
+  [ -f "$average/model.safetensors" ] || python scripts/train.py --config "$@"
+  soup "$average" "$trained/best" "$from"
 }
 
 evaluate_release() {  # evaluate_release RUN: pack RUN/best into RUN/packed, score it into RUN/eval*
@@ -52,3 +58,12 @@ evaluate_release() {  # evaluate_release RUN: pack RUN/best into RUN/packed, sco
   python scripts/evaluate.py --model "$1/packed" --out "$1"/eval-independent --data "${INDEPENDENT[@]}"
 }
 EVALS=(eval eval-insert eval-families eval-clean eval-independent)  # the folders evaluate_release writes
+
+offer_release() {  # offer_release RUN MADE_BY [--config CONFIG]: evaluate RUN/best on every test set, then
+  # package-model replaces the shipped model with it only if it is better on every test set the shipped one was
+  # scored on; otherwise it says where it is not, writes nothing and exits 2. MADE_BY: the command, for the card
+  local run=$1 made_by=$2; shift 2
+  evaluate_release "$run"
+  python scripts/package_model.py --model "$run/best" --out src/corefix/default_model --eval "${EVALS[@]/#/$run/}" \
+      "$@" --command "$made_by"
+}

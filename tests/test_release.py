@@ -99,3 +99,53 @@ def test_carry_on_resumes_a_stage_stopped_while_finishing(tmp_path):
     assert steps() == finishing
     (average / "heads.safetensors").write_bytes(b"")  # finished
     assert steps() == []
+
+
+def test_soup_averages_then_finishes_and_resumes(tmp_path):
+    """scripts/release_steps.sh's ``soup`` (a stage that trains nothing, scripts/soup_stage.sh): averages every
+    model given into AVERAGE and finishes it; run again, only finishes an unfinished average; then nothing."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    average = tmp_path / "soup" / "best"
+    script = f'python() {{ echo "python $*"; }}; source scripts/release_steps.sh; soup {average} a/best b/best c'
+    calls = lambda: subprocess.run(["bash", "-c", script], cwd=root, capture_output=True, text=True,  # noqa: E731
+                                   check=True).stdout.splitlines()
+    first = calls()
+    assert first[0] == f"python scripts/average.py --models a/best b/best c --out {average}"
+    assert [c.split()[1] for c in first[1:]] == ["scripts/calibrate.py", "-c", "scripts/calibrate.py",
+                                                  "scripts/fit_heads.py"]
+    average.mkdir(parents=True)
+    (average / "model.safetensors").write_bytes(b"")
+    assert calls() == first[1:]
+    (average / "heads.safetensors").write_bytes(b"")
+    assert calls() == []
+
+
+def test_offer_release_evaluates_then_asks_package_model_with_the_command():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = ('python() { echo "python $*"; }; source scripts/release_steps.sh; '
+              'offer_release runs/r "bash scripts/soup_stage.sh runs/r a b" --config c.yaml')
+    calls = subprocess.run(["bash", "-c", script], cwd=root, capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    assert [c.split()[1] for c in calls[:-1]] == ["scripts/package_model.py"] + ["scripts/evaluate.py"] * 5
+    assert calls[-1] == ("python scripts/package_model.py --model runs/r/best --out src/corefix/default_model "
+                         "--eval runs/r/eval runs/r/eval-insert runs/r/eval-families runs/r/eval-clean "
+                         "runs/r/eval-independent --config c.yaml --command bash scripts/soup_stage.sh runs/r a b")
+
+
+def test_soup_stage_refuses_what_is_not_a_trained_model(tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run = lambda *a: subprocess.run(["bash", "scripts/soup_stage.sh", *a], cwd=root, capture_output=True, text=True)  # noqa: E731
+    usage = run(str(tmp_path / "r"), "one-model")
+    assert usage.returncode == 64 and "soup_stage.sh RUN MODEL MODEL" in usage.stderr
+    missing = run(str(tmp_path / "r"), str(tmp_path), str(tmp_path))
+    assert missing.returncode == 66 and "not a trained corefix model" in missing.stderr
+    assert not (tmp_path / "r").exists()
