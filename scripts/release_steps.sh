@@ -23,7 +23,7 @@ build_parts() {  # build_parts PART ...: bash scripts/build_data.sh PART for eac
 
 finish() {  # finish AVERAGE_DIR: calibrate on 800, no gate, first-mention bias on 800, span heads; with
   # PREFER_THRESHOLD=T set, calibration keeps threshold T when it is within one standard error of the best
-  # (corefix calibrate --prefer-threshold; stage 11 on: the shipped model's threshold, docs/results.md 2026-12-07 (3))
+  # (corefix calibrate --prefer-threshold; stage 11 on: the shipped model's threshold, docs/results.md 2026-12-07 (4))
   python scripts/calibrate.py --model "$1" --limit 800 ${PREFER_THRESHOLD:+--prefer-threshold "$PREFER_THRESHOLD"}
   python -c "import sys; from corefix.model.card import ModelCard; c = ModelCard.load(sys.argv[1]); c.article_gate = c.gate_density = 0.0; c.save(sys.argv[1])" "$1"
   python scripts/calibrate.py --model "$1" --only-first-mention-bias --limit 800

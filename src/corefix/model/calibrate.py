@@ -172,8 +172,8 @@ def _one_se_threshold(gold, predictions, metric, clean, choice: DecodePolicy, ca
     if choice.threshold is None:  # arg-max has no threshold to move
         return choice
     tried, best_tags = {}, None
-    extra = {prefer} if prefer is not None else set()
-    for th in sorted({*THRESHOLDS, choice.threshold, *extra}):  # each threshold decoded once
+    candidates = {*THRESHOLDS, choice.threshold} | ({prefer} if prefer is not None else set())
+    for th in sorted(candidates):  # each threshold decoded once
         policy = dataclasses.replace(choice, threshold=th)
         tags = [p.tags(policy) for p in predictions]
         tried[th] = (score_tags(tags), flagged_share([p.tags(policy) for p in clean]))
@@ -187,7 +187,8 @@ def _one_se_threshold(gold, predictions, metric, clean, choice: DecodePolicy, ca
         threshold = prefer
     calibration["one_se_threshold"] = {
         "clean_articles": len(clean), "standard_error": se, "best_threshold": choice.threshold, "best": best,
-        "chosen": threshold, **({"preferred": prefer} if prefer is not None else {}), **{str(th): {metric: v, "clean_flag_rate": r} for th, (v, r) in tried.items()}}
+        "chosen": threshold, **({"preferred": prefer} if prefer is not None else {}),
+        **{str(th): {metric: v, "clean_flag_rate": r} for th, (v, r) in tried.items()}}
     return dataclasses.replace(choice, threshold=threshold)
 
 
