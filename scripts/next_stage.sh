@@ -8,9 +8,9 @@
 #    parts, then DATA_PART: the data the stage adds), spaCy's parses shared between them (data/parses);
 # 2. trains CONFIG (its `model` must be `default`: the shipped model) into its run_dir, averages that with the
 #    shipped model into RUN/best and finishes it as the shipped model was (scripts/release_steps.sh);
-# 3. evaluates it on every test set into RUN/eval*;
-# 4. asks `package-model` to replace the shipped model: it does only if the candidate is better on every test set
-#    the shipped one was scored on, and otherwise says where it is not, writes nothing and exits 2.
+# 3. evaluates it on every test set into RUN/eval* and asks `package-model` to replace the shipped model: it does
+#    only if the candidate is better on every test set the shipped one was scored on, and otherwise says where it
+#    is not, writes nothing and exits 2 (release_steps.sh's offer_release).
 # Each step prints when it starts; docs/results.md records how long each took (2 CPU cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,9 +27,7 @@ step "1. data"
 build_parts "${RECIPE_DATA[@]}" resolvers2 clean2 "$@"  # the recipe's data, stages 8 and 9's, then the stage's own
 step "2. train $CONFIG, average with the shipped model into $RUN/best, finish"
 carry_on "$TRAINED" "$SHIPPED" "$RUN/best" "$CONFIG"
-step "3. evaluate on every test set"
-evaluate_release "$RUN"
-step "4. package-model: replace the shipped model only if better on every test set"
-python scripts/package_model.py --model "$RUN/best" --out "$SHIPPED" --eval "${EVALS[@]/#/$RUN/}" \
-    --config "$CONFIG" --command "${PREFER_THRESHOLD:+PREFER_THRESHOLD=$PREFER_THRESHOLD }bash scripts/next_stage.sh $CONFIG $RUN $*"
+step "3. evaluate on every test set; package-model: replace the shipped model only if better on every test set"
+offer_release "$RUN" "${PREFER_THRESHOLD:+PREFER_THRESHOLD=$PREFER_THRESHOLD }bash scripts/next_stage.sh $CONFIG $RUN $*" \
+    --config "$CONFIG"
 step "done"
