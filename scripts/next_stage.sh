@@ -20,9 +20,7 @@ CONFIG=$1 RUN=$2; shift 2
 read -r MODEL TRAINED < <(python -c "import sys; from corefix.model.train import TrainConfig
 c = TrainConfig.from_yaml(sys.argv[1]); print(c.model, c.run_dir)" "$CONFIG")
 [ "$MODEL" = default ] || { echo "$CONFIG: model is $MODEL; a next stage carries on the shipped model (model: default)" >&2; exit 64; }
-SHIPPED=src/corefix/default_model
 source scripts/release_steps.sh
-step() { echo "== $1 (at ${SECONDS} s, $(date -u +%H:%M:%S) UTC)"; }
 step "1. data"
 build_parts "${RECIPE_DATA[@]}" resolvers2 clean2 "$@"  # the recipe's data, stages 8 and 9's, then the stage's own
 step "2. train $CONFIG, average with the shipped model into $RUN/best, finish"

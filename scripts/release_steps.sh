@@ -58,12 +58,17 @@ evaluate_release() {  # evaluate_release RUN: pack RUN/best into RUN/packed, sco
   python scripts/evaluate.py --model "$1/packed" --out "$1"/eval-independent --data "${INDEPENDENT[@]}"
 }
 EVALS=(eval eval-insert eval-families eval-clean eval-independent)  # the folders evaluate_release writes
+SHIPPED=src/corefix/default_model  # the shipped model, the one offer_release may replace
+
+step() {  # step NAME: say that a stage's step starts, when, and how long after the script began
+  echo "== $1 (at ${SECONDS} s, $(date -u +%H:%M:%S) UTC)"
+}
 
 offer_release() {  # offer_release RUN MADE_BY [--config CONFIG]: evaluate RUN/best on every test set, then
   # package-model replaces the shipped model with it only if it is better on every test set the shipped one was
   # scored on; otherwise it says where it is not, writes nothing and exits 2. MADE_BY: the command, for the card
   local run=$1 made_by=$2; shift 2
   evaluate_release "$run"
-  python scripts/package_model.py --model "$run/best" --out src/corefix/default_model --eval "${EVALS[@]/#/$run/}" \
+  python scripts/package_model.py --model "$run/best" --out "$SHIPPED" --eval "${EVALS[@]/#/$run/}" \
       "$@" --command "$made_by"
 }

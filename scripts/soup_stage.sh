@@ -19,7 +19,6 @@ for model in "$@"; do
   [ -f "$model/model.safetensors" ] || { echo "$model: no model.safetensors: not a trained corefix model" >&2; exit 66; }
 done
 source scripts/release_steps.sh
-step() { echo "== $1 (at ${SECONDS} s, $(date -u +%H:%M:%S) UTC)"; }
 step "1. average $* into $RUN/best, finish"
 soup "$RUN/best" "$@"
 step "2. evaluate on every test set; package-model: replace the shipped model only if better on every test set"
