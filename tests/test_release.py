@@ -63,17 +63,21 @@ def test_next_stage_carries_on_only_the_shipped_model():
     assert not (root / "runs" / "nothing").exists()
 
 
-def test_finish_passes_the_preferred_threshold_to_calibration_only_when_set():
-    """scripts/release_steps.sh's ``finish`` (every stage's finishing): ``PREFER_THRESHOLD=T`` adds
-    ``--prefer-threshold T`` to its first calibration and nothing else; unset, the commands are as before."""
+def _release_steps(call: str, **env: str) -> list[str]:
+    """The commands scripts/release_steps.sh's ``call`` runs, each printed by a stubbed ``python`` (nothing runs),
+    in an environment holding only PATH and ``env``."""
     import subprocess
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
-    script = 'python() { echo "python $*"; }; source scripts/release_steps.sh; finish runs/x/best'
-    calls = lambda env: subprocess.run(["bash", "-c", script], cwd=root, capture_output=True, text=True,  # noqa: E731
-                                       env={"PATH": "/usr/bin:/bin", **env}, check=True).stdout.splitlines()
-    plain, preferred = calls({}), calls({"PREFER_THRESHOLD": "0.7"})
+    script = f'python() {{ echo "python $*"; }}; source scripts/release_steps.sh; {call}'
+    return subprocess.run(["bash", "-c", script], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin", **env}, check=True).stdout.splitlines()
+
+
+def test_finish_passes_the_preferred_threshold_to_calibration_only_when_set():
+    """scripts/release_steps.sh's ``finish`` (every stage's finishing): ``PREFER_THRESHOLD=T`` adds
+    ``--prefer-threshold T`` to its first calibration and nothing else; unset, the commands are as before."""
+    plain, preferred = _release_steps("finish runs/x/best"), _release_steps("finish runs/x/best", PREFER_THRESHOLD="0.7")
     assert plain[0] == "python scripts/calibrate.py --model runs/x/best --limit 800"
     assert preferred[0] == plain[0] + " --prefer-threshold 0.7"
     assert preferred[1:] == plain[1:] and len(plain) == 4 and not any("prefer" in c for c in plain)
@@ -83,15 +87,8 @@ def test_carry_on_resumes_a_stage_stopped_while_finishing(tmp_path):
     """scripts/release_steps.sh's ``carry_on``, run again: trains, averages and finishes from nothing; only
     finishes an average whose finishing was stopped (no span heads yet: an unfinished model is never evaluated as
     finished); does nothing once the span heads, finishing's last step, are written."""
-    import subprocess
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
     average = tmp_path / "soup" / "best"
-    script = (f'python() {{ echo "python $1"; }}; source scripts/release_steps.sh; '
-              f'carry_on {tmp_path}/ft shipped {average} configs/x.yaml')
-    steps = lambda: [c.split()[1] for c in subprocess.run(  # noqa: E731
-        ["bash", "-c", script], cwd=root, capture_output=True, text=True, check=True).stdout.splitlines()]
+    steps = lambda: [c.split()[1] for c in _release_steps(f"carry_on {tmp_path}/ft shipped {average} configs/x.yaml")]  # noqa: E731
     finishing = ["scripts/calibrate.py", "-c", "scripts/calibrate.py", "scripts/fit_heads.py"]
     assert steps() == ["scripts/train.py", "scripts/average.py", *finishing]  # nothing there yet
     average.mkdir(parents=True)
@@ -104,14 +101,8 @@ def test_carry_on_resumes_a_stage_stopped_while_finishing(tmp_path):
 def test_soup_averages_then_finishes_and_resumes(tmp_path):
     """scripts/release_steps.sh's ``soup`` (a stage that trains nothing, scripts/soup_stage.sh): averages every
     model given into AVERAGE and finishes it; run again, only finishes an unfinished average; then nothing."""
-    import subprocess
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
     average = tmp_path / "soup" / "best"
-    script = f'python() {{ echo "python $*"; }}; source scripts/release_steps.sh; soup {average} a/best b/best c'
-    calls = lambda: subprocess.run(["bash", "-c", script], cwd=root, capture_output=True, text=True,  # noqa: E731
-                                   check=True).stdout.splitlines()
+    calls = lambda: _release_steps(f"soup {average} a/best b/best c")  # noqa: E731
     first = calls()
     assert first[0] == f"python scripts/average.py --models a/best b/best c --out {average}"
     assert [c.split()[1] for c in first[1:]] == ["scripts/calibrate.py", "-c", "scripts/calibrate.py",
@@ -124,14 +115,7 @@ def test_soup_averages_then_finishes_and_resumes(tmp_path):
 
 
 def test_offer_release_evaluates_then_asks_package_model_with_the_command():
-    import subprocess
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    script = ('python() { echo "python $*"; }; source scripts/release_steps.sh; '
-              'offer_release runs/r "bash scripts/soup_stage.sh runs/r a b" --config c.yaml')
-    calls = subprocess.run(["bash", "-c", script], cwd=root, capture_output=True, text=True,
-                           check=True).stdout.splitlines()
+    calls = _release_steps('offer_release runs/r "bash scripts/soup_stage.sh runs/r a b" --config c.yaml')
     assert [c.split()[1] for c in calls[:-1]] == ["scripts/package_model.py"] + ["scripts/evaluate.py"] * 5
     assert calls[-1] == ("python scripts/package_model.py --model runs/r/best --out src/corefix/default_model "
                          "--eval runs/r/eval runs/r/eval-insert runs/r/eval-families runs/r/eval-clean "
