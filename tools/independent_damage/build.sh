@@ -27,16 +27,16 @@ jobs() {  # jobs GENERATOR ...: the builds below of these generators, in order
   while read -r generator profile out corpus split limit seed; do
     if [[ " $* " == *" $generator "* ]]; then gen "$generator" "$profile" "$out" "${!corpus}" "$split" "$limit" "$seed"; fi
   done <<'BUILDS'
-mechanism gen_a data/gena-us US test 150 1
-mechanism gen_a data/gena-bbc BBC test 150 2
+mechanism gen_a data/gena-us US test 224 1
+mechanism gen_a data/gena-bbc BBC test 224 2
 mechanism gen_a data/gena-us US train 2500 3
 mechanism gen_a data/gena-bbc BBC train 1200 4
 mechanism gen_a data/gena-us US validation 100 5
 mechanism gen_a data/gena-bbc BBC validation 100 6
-resolver_loops gen_b data/genb-us US test 150 1
-resolver_loops gen_b data/genb-bbc BBC test 150 2
-subword_offsets gen_c data/genc-us US test 150 1
-subword_offsets gen_c data/genc-bbc BBC test 150 2
+resolver_loops gen_b data/genb-us US test 224 1
+resolver_loops gen_b data/genb-bbc BBC test 224 2
+subword_offsets gen_c data/genc-us US test 224 1
+subword_offsets gen_c data/genc-bbc BBC test 224 2
 resolver_loops gen_b data/genb-us US train 2500 7
 resolver_loops gen_b data/genb-bbc BBC train 1200 8
 resolver_loops gen_b data/genb-us US validation 100 9
