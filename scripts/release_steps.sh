@@ -11,7 +11,7 @@ INSERT=(data/bbc-insert/test.jsonl data/us-insert/test.jsonl)
 LEFT=(data/bbc-left/test.jsonl data/us-left/test.jsonl)
 # undamaged articles: every one of the clean test splits (224 BBC, 689 US; 100 were too few to tell models apart)
 CLEAN=(data/bbc-clean/test.jsonl data/us-clean/test.jsonl)
-# damage made by code that is not the simulator (tools/independent_damage): 224 articles of each, all of BBC's test
+# damage made by code that is not the simulator (tools/independent_damage): up to 224 articles of each, BBC's whole test
 # split (150 until docs/results.md 2026-12-07 (8))
 INDEPENDENT=(data/gen{a,b,c}-{bbc,us}/test.jsonl)
 
