@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make the model shipped inside corefix (src/corefix/default_model) in seven stages and five averages:
+# Make the model shipped inside corefix (src/corefix/default_model) in ten training stages and their averages:
 #   1. configs/default-model.yaml: 3,000 steps from the encoder on the seed/resolvers mixture
 #      (the model shipped on 2026-11-29), packed compactly into runs/default-model/packed;
 #   2. configs/mixed-finetune.yaml: that model fine-tuned for 1,500 steps on randomised damage
@@ -17,7 +17,15 @@
 #   6. configs/wide-resolvers-finetune.yaml: 1,500 more steps from stage 5's average on its data plus BBC
 #      resolvers damage, averaged with it: runs/wide2-soup;
 #   7. configs/wide-us-resolvers-finetune.yaml: 1,500 more steps from stage 6's average on its data plus US
-#      resolvers damage, averaged with it: runs/wide3-soup (shipped 2026-12-06 (8)).
+#      resolvers damage, averaged with it: runs/wide3-soup (stage 7, shipped 2026-12-06 (8) to 2026-12-07 (9)),
+#      packed into runs/wide3-soup/packed (the stages below start from it, as they started from the shipped one);
+#   10, 11, 13. configs/insert-clean-resolvers-finetune{,-2,-3}.yaml: stage 7 fine-tuned three times for 1,500
+#      steps (seeds 50, 51, 52) on stage 7's data plus more BBC resolvers damage, second clean copies and BBC
+#      articles with inserted copies (build_data.sh parts resolvers2, clean2, insert2); each averaged with stage 7
+#      (runs/wide6-soup, runs/wide7-soup, runs/wide8-avg), then stages 10 and 11 averaged (stage 12,
+#      runs/soup-10-11), then stage 12 twice with runs/wide8-avg (stage 13, runs/soup-10-11-12: stage 7 / 2 + the
+#      three fine-tunes / 6; shipped 2026-12-07 (9)), finished with threshold 0.70 preferred (PREFER_THRESHOLD).
+#      Only stage 13 is finished here: the averages in between are weights only (finishing fits no weights).
 # Each average is calibrated on 800 validation articles (the mean over damage profiles; the threshold by the
 # one-standard-error rule, with clean articles counted: docs/results.md, 2026-12-06 (5); the shipped soup was
 # calibrated on 200 by the best validation score alone), its first-mention bias chosen again on 800 (a flag
@@ -62,4 +70,16 @@ build_parts "${RECIPE_DATA[@]}"
 carry_on runs/wide-ft $AVG4/packed runs/wide-soup/best configs/wide-finetune.yaml model=$AVG4/packed
 carry_on runs/wide2-ft runs/wide-soup/best runs/wide2-soup/best configs/wide-resolvers-finetune.yaml
 carry_on runs/wide3-ft runs/wide2-soup/best $RUN/best configs/wide-us-resolvers-finetune.yaml
-offer_release $RUN "bash scripts/make_default_model.sh" --config configs/wide-us-resolvers-finetune.yaml
+[ -f $RUN/packed/model.safetensors ] || python scripts/package_model.py --model $RUN/best --out $RUN/packed
+build_parts resolvers2 clean2 insert2
+for seed_config in wide6:insert-clean-resolvers-finetune wide7:insert-clean-resolvers-finetune-2 \
+                   wide8:insert-clean-resolvers-finetune-3; do
+  name=${seed_config%%:*} config=configs/${seed_config#*:}.yaml
+  [ -f runs/$name-ft/best/model.safetensors ] || python scripts/train.py --config $config model=$RUN/packed
+done
+mean runs/wide6-soup/best runs/wide6-ft/best $RUN/packed
+mean runs/wide7-soup/best runs/wide7-ft/best $RUN/packed
+mean runs/wide8-avg runs/wide8-ft/best $RUN/packed
+mean runs/soup-10-11/best runs/wide6-soup/best runs/wide7-soup/best
+PREFER_THRESHOLD=0.7 soup runs/soup-10-11-12/best runs/soup-10-11/best runs/soup-10-11/best runs/wide8-avg
+offer_release runs/soup-10-11-12 "bash scripts/make_default_model.sh" --config configs/insert-clean-resolvers-finetune-3.yaml

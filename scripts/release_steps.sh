@@ -35,10 +35,16 @@ soup() {  # soup AVERAGE MODEL MODEL ...: the uniform mean of the MODELs' weight
   # finished. A rerun skips what is done: nothing when AVERAGE is finished (its span heads, the last step, are
   # written), only the finishing when AVERAGE is averaged but was stopped while finishing (an unfinished average
   # is never evaluated as if finished)
-  local average=$1; shift
+  local average=$1
   [ -f "$average/heads.safetensors" ] && return
-  [ -f "$average/model.safetensors" ] || python scripts/average.py --models "$@" --out "$average"
+  mean "$@"
   finish "$average"
+}
+
+mean() {  # mean AVERAGE MODEL MODEL ...: the uniform mean of the MODELs' weights (corefix average) into AVERAGE,
+  # not finished (an average that only goes into another average); a rerun skips it when AVERAGE holds a model
+  local average=$1; shift
+  [ -f "$average/model.safetensors" ] || python scripts/average.py --models "$@" --out "$average"
 }
 
 carry_on() {  # carry_on TRAINED FROM AVERAGE CONFIG [KEY=VALUE ...]: train CONFIG (its best in TRAINED), average

@@ -114,6 +114,17 @@ def test_soup_averages_then_finishes_and_resumes(tmp_path):
     assert calls() == []
 
 
+def test_mean_averages_without_finishing_and_only_once(tmp_path):
+    """scripts/release_steps.sh's ``mean`` (an average that only goes into another, scripts/make_default_model.sh's
+    stages 10-13): averages, never calibrates or fits heads, and skips an AVERAGE that holds a model."""
+    average = tmp_path / "wide6-soup" / "best"
+    calls = lambda: _release_steps(f"mean {average} runs/wide6-ft/best runs/wide3-soup/packed")  # noqa: E731
+    assert calls() == [f"python scripts/average.py --models runs/wide6-ft/best runs/wide3-soup/packed --out {average}"]
+    average.mkdir(parents=True)
+    (average / "model.safetensors").write_bytes(b"")
+    assert calls() == []
+
+
 def test_offer_release_evaluates_then_asks_package_model_with_the_command():
     calls = _release_steps('offer_release runs/r "bash scripts/soup_stage.sh runs/r a b" --config c.yaml')
     assert [c.split()[1] for c in calls[:-1]] == ["scripts/package_model.py"] + ["scripts/evaluate.py"] * 5
